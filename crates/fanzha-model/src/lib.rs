@@ -10,6 +10,8 @@ pub mod imsi;
 pub mod mask;
 pub mod number;
 pub mod resident_id;
+pub mod synth;
+pub mod time;
 pub mod uscc;
 
 pub use date::Date;

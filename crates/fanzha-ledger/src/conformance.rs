@@ -1,0 +1,528 @@
+//! The one conformance suite every ledger backend runs (SQLite and PostgreSQL alike):
+//! the regulation's refusals with their requirement IDs, history, personal-data sealing,
+//! audit, the backfill deadline, and race-free limits under concurrency.
+//!
+//! A backend's tests invoke [`conformance_suite!`] with a function that prepares a fresh,
+//! empty database and returns a connector to it (called once per connection needed).
+
+use crate::kind::Kind;
+use crate::ledger::{Actor, ImportError, ImportReport, Ledger};
+use crate::pii::PiiVault;
+use crate::store::Store;
+use fanzha_model::synth::{nth_resident_id, uscc};
+use fanzha_model::Date;
+use serde_json::Value;
+
+/// Generates one `#[test]` per conformance case for a backend.
+#[macro_export]
+macro_rules! conformance_suite {
+    ($fresh:expr) => {
+        $crate::conformance_suite!(@cases $fresh;
+            subscriber_rules_cite_requirements, five_card_limit, key_service_rules,
+            agent_rules, trunk_and_approval_rules, iot_profile_rules, history_is_recorded,
+            personal_data_is_sealed_and_reveal_is_audited, unprocessable_file_applies_nothing,
+            reimport_is_idempotent, audit_report, backfill_deadline_suspends,
+            concurrent_imports_respect_five_card_limit);
+    };
+    (@cases $fresh:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                let connect = $fresh;
+                $crate::conformance::$name(&connect);
+            }
+        )*
+    };
+}
+
+const KEY: [u8; 64] = [42u8; 64];
+
+/// The actor every case writes as.
+pub fn actor() -> Actor {
+    Actor {
+        name: "conformance".into(),
+        now: "2026-11-29T10:00:00+08:00".into(),
+        today: Date {
+            year: 2026,
+            month: 11,
+            day: 29,
+        },
+    }
+}
+
+fn ledger<S: Store>(connect: &dyn Fn() -> S) -> Ledger<S> {
+    Ledger::new(connect(), PiiVault::new(&KEY).expect("key"))
+}
+
+fn import<S: Store>(l: &mut Ledger<S>, kind: Kind, csv: &str) -> ImportReport {
+    l.import_csv(kind, csv.as_bytes(), &actor(), &mut |_| {})
+        .unwrap_or_else(|e| panic!("{kind} import failed: {e}"))
+}
+
+fn refusal_at(report: &ImportReport, line: u64) -> (&str, &str) {
+    let r = report
+        .refusals
+        .iter()
+        .find(|r| r.line == line)
+        .unwrap_or_else(|| panic!("no refusal at line {line}: {report:?}"));
+    (r.requirement, r.reason.as_str())
+}
+
+const SUB_HEADER: &str = "msisdn,kind,holder_id,holder_name,holder_uscc,province,channel,agent_id,verification,real_name,state,imsi,imei,activated_at,roaming\n";
+
+fn sub_row(msisdn: &str, holder: &str, extra: &str) -> String {
+    // extra overrides: "channel|verification|real_name|state"
+    let f: Vec<&str> = if extra.is_empty() {
+        vec!["own_store", "id_reader", "verified", "active"]
+    } else {
+        extra.split('|').collect()
+    };
+    format!(
+        "{msisdn},mobile,{holder},王强,,北京,{},,{},{},{},,,2024-05-01T10:00:00+08:00,\n",
+        f[0], f[1], f[2], f[3]
+    )
+}
+
+fn units_csv(units: &[(&str, &str)]) -> String {
+    let mut s = String::from("uscc,name,kind,legal_rep_id,legal_rep_name,province\n");
+    for (u, rep) in units {
+        s.push_str(&format!("{u},测试单位,enterprise,{rep},李明,北京\n"));
+    }
+    s
+}
+
+/// R2.1, R2.2, R5.1 refusals cite their requirement and the right line.
+pub fn subscriber_rules_cite_requirements<S: Store>(connect: &dyn Fn() -> S) {
+    let mut l = ledger(connect);
+    let id = nth_resident_id(1);
+    let mut csv = String::from(SUB_HEADER);
+    csv += &sub_row("13500001111", &id, ""); // line 2: ok
+    csv += &sub_row("13500001112", &id, "own_store|none|verified|active"); // 3: R2.1
+    csv += &sub_row("13500001113", "110102199113010078", ""); // 4: R2.2 invalid ID
+    csv += &sub_row("13500001114", &id, "online|id_reader|verified|active"); // 5: R2.1 online needs video
+    csv += &sub_row("13500001115", &id, "agent|id_reader|verified|active"); // 6: R5.1 no agent
+    csv += &sub_row("12345", &id, ""); // 7: R2.2 bad msisdn
+    csv += &sub_row("13500001116", "", "own_store|none|unverified|active"); // 8: legacy, accepted
+    csv += &sub_row(
+        "+86 135 0000 1117",
+        &id,
+        "online|video_liveness|verified|active",
+    ); // 9: ok
+    let r = import(&mut l, Kind::Subscribers, &csv);
+    assert_eq!((r.accepted, r.refused), (3, 5), "{r:?}");
+    assert_eq!(refusal_at(&r, 3).0, "R2.1");
+    assert_eq!(refusal_at(&r, 4).0, "R2.2");
+    assert!(
+        refusal_at(&r, 4).1.contains("month 13"),
+        "{:?}",
+        refusal_at(&r, 4)
+    );
+    assert_eq!(refusal_at(&r, 5).0, "R2.1");
+    assert_eq!(refusal_at(&r, 6).0, "R5.1");
+    assert_eq!(refusal_at(&r, 7).0, "R2.2");
+    // The number is normalised: any form finds it.
+    assert!(l
+        .get(Kind::Subscribers, "0086 13500001117", None)
+        .unwrap()
+        .is_some());
+    assert!(l
+        .get(Kind::Subscribers, "13500001112", None)
+        .unwrap()
+        .is_none());
+}
+
+/// R3.1: the sixth non-terminated mobile card of one holder is refused; terminated cards do
+/// not count; a suspended one does.
+pub fn five_card_limit<S: Store>(connect: &dyn Fn() -> S) {
+    let mut l = ledger(connect);
+    let id = nth_resident_id(2);
+    let mut csv = String::from(SUB_HEADER);
+    for i in 0..5 {
+        csv += &sub_row(&format!("1390000000{i}"), &id, "");
+    }
+    csv += &sub_row("13900000005", &id, ""); // line 7: sixth
+    csv += &sub_row(
+        "13900000006",
+        &id,
+        "own_store|id_reader|verified|terminated",
+    ); // 8: ok
+    let r = import(&mut l, Kind::Subscribers, &csv);
+    assert_eq!((r.accepted, r.refused), (6, 1), "{r:?}");
+    let (req, reason) = refusal_at(&r, 7);
+    assert_eq!((req, reason), ("R3.1", "holder already has 5 active cards"));
+    // Terminating one card frees a place.
+    let mut t = String::from(SUB_HEADER);
+    t += &sub_row(
+        "13900000000",
+        &id,
+        "own_store|id_reader|verified|terminated",
+    );
+    t += &sub_row("13900000005", &id, "");
+    t += &sub_row("13900000007", &id, "own_store|id_reader|verified|suspended");
+    let r = import(&mut l, Kind::Subscribers, &t);
+    assert_eq!((r.accepted, r.refused), (2, 1), "{r:?}");
+    assert_eq!(refusal_at(&r, 4).0, "R3.1");
+}
+
+fn seed_units<S: Store>(l: &mut Ledger<S>) -> (String, String, String) {
+    let (a, b, c) = (uscc(110000, 1001), uscc(110000, 1002), uscc(310000, 1003));
+    let rep_c = nth_resident_id(40);
+    let r = import(
+        l,
+        Kind::Units,
+        &units_csv(&[
+            (&a, &nth_resident_id(20)),
+            (&b, &nth_resident_id(30)),
+            (&c, &rep_c),
+        ]),
+    );
+    assert_eq!(r.refused, 0, "{r:?}");
+    let bl = format!(
+        "subject_kind,subject_id,name,category,reason,source,listed_at\nunit,{b},黑单位,fraud,涉诈,police,2026-01-01\nperson,{rep_c},张三,fraud,涉诈,police,2026-01-01\n"
+    );
+    let r = import(l, Kind::Blacklist, &bl);
+    assert_eq!(r.refused, 0, "{r:?}");
+    (a, b, c)
+}
+
+/// R7.1–R7.4 and R25.1 on key services.
+pub fn key_service_rules<S: Store>(connect: &dyn Fn() -> S) {
+    let mut l = ledger(connect);
+    let (a, b, c) = seed_units(&mut l);
+    let person = nth_resident_id(50);
+    let unknown = uscc(120000, 4242);
+    let mut csv = String::from("number,type,unit_uscc,channel,purpose,state\n");
+    for i in 0..5 {
+        csv += &format!("400600100{i},400,{a},own_store,客服,active\n"); // 2-6 ok
+    }
+    csv += &format!("4006001005,400,{a},own_store,客服,active\n"); // 7: R7.4
+    csv += &format!("4006001006,400,{person},own_store,客服,active\n"); // 8: R7.1 person
+    csv += &format!("4006001007,400,{unknown},own_store,客服,active\n"); // 9: R7.1 unknown unit
+    csv += &format!("4006001008,400,{a},agent,客服,active\n"); // 10: R7.2
+    csv += &format!("4006001009,400,{b},own_store,客服,active\n"); // 11: R25.1 unit
+    csv += &format!("4006001010,400,{c},own_store,客服,active\n"); // 12: R25.1 legal rep
+    csv += &format!("01062345678,switchboard,{a},own_store,总机,active\n"); // 13 ok (other type)
+    csv += &format!("4006001011,400,91110000600037342L,own_store,客服,active\n"); // 14: R7.3 bad USCC
+    let r = import(&mut l, Kind::KeyServices, &csv);
+    assert_eq!((r.accepted, r.refused), (6, 7), "{r:?}");
+    assert_eq!(
+        refusal_at(&r, 7),
+        (
+            "R7.4",
+            format!("unit {a} already holds 5 400 numbers").as_str()
+        )
+    );
+    assert_eq!(refusal_at(&r, 8).0, "R7.1");
+    assert_eq!(refusal_at(&r, 9).0, "R7.1");
+    assert_eq!(refusal_at(&r, 10).0, "R7.2");
+    assert_eq!(refusal_at(&r, 11).0, "R25.1");
+    assert_eq!(refusal_at(&r, 12).0, "R25.1");
+    assert_eq!(refusal_at(&r, 14).0, "R7.3");
+    // A unit with an invalid legal representative ID is refused itself (R7.3).
+    let r = import(
+        &mut l,
+        Kind::Units,
+        &units_csv(&[(&uscc(110000, 77), "110102199101010079")]),
+    );
+    assert_eq!(refusal_at(&r, 2).0, "R7.3");
+}
+
+/// R5.1: agents hang off the operator; cancelled agents open nothing; blacklisted units are
+/// no agents.
+pub fn agent_rules<S: Store>(connect: &dyn Fn() -> S) {
+    let mut l = ledger(connect);
+    let (a, b, _) = seed_units(&mut l);
+    let csv = format!(
+        "agent_id,name,uscc,parent,state\nag1,一号代理,{a},operator,active\nag2,二级代理,{a},ag1,active\nag3,黑代理,{b},operator,active\nag4,注销代理,{a},operator,cancelled\n"
+    );
+    let r = import(&mut l, Kind::Agents, &csv);
+    assert_eq!((r.accepted, r.refused), (2, 2), "{r:?}");
+    assert_eq!(refusal_at(&r, 3).0, "R5.1");
+    assert_eq!(refusal_at(&r, 4).0, "R25.1");
+    let id = nth_resident_id(60);
+    let mut s = String::from(SUB_HEADER);
+    s += &sub_row("13600000001", &id, "agent|id_reader|verified|active")
+        .replace(",agent,,", ",agent,ag1,");
+    s += &sub_row("13600000002", &id, "agent|id_reader|verified|active")
+        .replace(",agent,,", ",agent,ag4,");
+    let r = import(&mut l, Kind::Subscribers, &s);
+    assert_eq!((r.accepted, r.refused), (1, 1), "{r:?}");
+    assert!(refusal_at(&r, 3).1.contains("cancelled"));
+}
+
+/// R12.1 voice lines; R8.1 outbound approvals (no 一号通, callers of the same unit).
+pub fn trunk_and_approval_rules<S: Store>(connect: &dyn Fn() -> S) {
+    let mut l = ledger(connect);
+    let (a, _, _) = seed_units(&mut l);
+    let other = uscc(110000, 5005);
+    import(
+        &mut l,
+        Kind::Units,
+        &units_csv(&[(&other, &nth_resident_id(70))]),
+    );
+    let ks = format!(
+        "number,type,unit_uscc,channel,purpose,state\n4006001000,400,{a},own_store,客服,active\n4006002000,400,{other},own_store,客服,active\n01088886666,yihaotong,{a},own_store,一号通,active\n"
+    );
+    assert_eq!(import(&mut l, Kind::KeyServices, &ks).refused, 0);
+    let trunks = format!(
+        "trunk_id,kind,owner_uscc,peer,contracted_numbers,forwarding_approved,state\n\
+         intl-a,international,,,,false,active\n\
+         vl-1,voice_line,{a},,1062345*;4006001000,false,active\n\
+         vl-2,voice_line,,,1062345*,false,active\n\
+         vl-3,voice_line,{a},,,false,active\n\
+         vl-4,voice_line,{a},,abc*,false,active\n\
+         x-1,satellite,,,,false,active\n"
+    );
+    let r = import(&mut l, Kind::Trunks, &trunks);
+    assert_eq!((r.accepted, r.refused), (2, 4), "{r:?}");
+    assert_eq!(refusal_at(&r, 4).0, "R12.1");
+    assert_eq!(
+        refusal_at(&r, 5),
+        ("R12.1", "a voice line needs contracted numbers")
+    );
+    assert_eq!(refusal_at(&r, 6).0, "R12.1");
+    let ap = "service,allowed_callers,purpose,windows,max_per_hour,max_per_day,valid_until\n\
+              4006001000,4006001000,回访,09:00-17:00,2,10,2027-12-31T23:59:59+08:00\n\
+              01088886666,01088886666,回访,09:00-17:00,2,10,\n\
+              4006001000,4006002000,回访,09:00-17:00,2,10,\n\
+              vl-1,10623451*,外呼,09:00-12:00;14:00-18:00,,,\n\
+              intl-a,4006001000,外呼,,,,\n\
+              4006001000,4006001000,回访,9-17,2,10,\n\
+              nothing,4006001000,回访,,,,\n";
+    let r = import(&mut l, Kind::OutboundApprovals, ap);
+    assert_eq!((r.accepted, r.refused), (2, 5), "{r:?}");
+    for line in [3, 4, 6, 7, 8] {
+        assert_eq!(refusal_at(&r, line).0, "R8.1", "line {line}");
+    }
+    assert!(refusal_at(&r, 3).1.contains("一号通"));
+    assert!(refusal_at(&r, 4).1.contains("does not belong"));
+}
+
+/// R4.2 / R4.3 IoT profiles.
+pub fn iot_profile_rules<S: Store>(connect: &dyn Fn() -> S) {
+    let mut l = ledger(connect);
+    let (a, _, _) = seed_units(&mut l);
+    let mut s = String::from(SUB_HEADER);
+    s += &format!("1440123456789,iot,,,{a},北京,own_store,,id_reader,verified,active,,,,\n");
+    s += &format!("14700000001,iot,,,{a},北京,own_store,,id_reader,verified,active,,,,\n");
+    s += &format!(
+        "14700000002,iot,{},王强,{a},北京,own_store,,id_reader,verified,active,,,,\n",
+        nth_resident_id(80)
+    );
+    s += "1440123456790,iot,,,,北京,own_store,,id_reader,verified,active,,,,\n"; // 5: R4.2 no unit
+    let r = import(&mut l, Kind::Subscribers, &s);
+    assert_eq!((r.accepted, r.refused), (3, 1), "{r:?}");
+    assert_eq!(refusal_at(&r, 5).0, "R4.2");
+    let p = "msisdn,voice,sms,bound_imei,allowed_callees,allowed_ips\n\
+             1440123456789,false,false,354178036859789,10086;95*,10.0.0.0/8\n\
+             14700000001,true,false,,,\n\
+             14700000002,true,false,,,\n\
+             13800000000,false,false,,,\n\
+             1440123456789,false,false,354178036859788,,\n";
+    let r = import(&mut l, Kind::IotProfiles, p);
+    assert_eq!((r.accepted, r.refused), (2, 3), "{r:?}");
+    assert_eq!(refusal_at(&r, 3).0, "R4.3");
+    assert_eq!(refusal_at(&r, 5).0, "R4.2");
+    assert_eq!(refusal_at(&r, 6).0, "R4.2");
+}
+
+/// Every change is an event with actor, time, command, before and after (R2.2, R7.5).
+pub fn history_is_recorded<S: Store>(connect: &dyn Fn() -> S) {
+    let mut l = ledger(connect);
+    let id = nth_resident_id(90);
+    import(
+        &mut l,
+        Kind::Subscribers,
+        &(String::from(SUB_HEADER) + &sub_row("13700000001", &id, "")),
+    );
+    import(
+        &mut l,
+        Kind::Subscribers,
+        &(String::from(SUB_HEADER)
+            + &sub_row("13700000001", &id, "own_store|id_reader|verified|suspended")),
+    );
+    let h = l.history(Kind::Subscribers, "13700000001").unwrap();
+    assert_eq!(h.len(), 2);
+    assert_eq!(h[0]["before"], Value::Null);
+    assert_eq!(h[0]["after"]["state"], "active");
+    assert_eq!(h[1]["before"]["state"], "active");
+    assert_eq!(h[1]["after"]["state"], "suspended");
+    assert_eq!(h[1]["actor"], "conformance");
+    assert_eq!(h[1]["command"], "import");
+    assert!(h[0]["seq"].as_i64().unwrap() < h[1]["seq"].as_i64().unwrap());
+    assert!(
+        !serde_json::to_string(&h).unwrap().contains(&id),
+        "history leaks an ID number"
+    );
+}
+
+/// R17.1: no clear ID numbers or names in the store; masked output; audited reveal.
+pub fn personal_data_is_sealed_and_reveal_is_audited<S: Store>(connect: &dyn Fn() -> S) {
+    let mut l = ledger(connect);
+    let id = nth_resident_id(100);
+    import(
+        &mut l,
+        Kind::Subscribers,
+        &(String::from(SUB_HEADER) + &sub_row("13700000002", &id, "")),
+    );
+    let raw = l.record(Kind::Subscribers, "13700000002").unwrap().unwrap();
+    let stored = serde_json::to_string(&raw).unwrap();
+    assert!(!stored.contains(&id), "clear ID stored");
+    assert!(!stored.contains("王强"), "clear name stored");
+    let masked = l
+        .get(Kind::Subscribers, "13700000002", None)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        masked["record"]["holder_id"],
+        format!("{}********{}", &id[..6], &id[14..])
+    );
+    assert_eq!(masked["record"]["holder_name"], "王*");
+    let before = l.history(Kind::Subscribers, "13700000002").unwrap().len();
+    let shown = l
+        .get(Kind::Subscribers, "13700000002", Some(&actor()))
+        .unwrap()
+        .unwrap();
+    assert_eq!(shown["record"]["holder_id"], id.as_str());
+    assert_eq!(shown["record"]["holder_name"], "王强");
+    let h = l.history(Kind::Subscribers, "13700000002").unwrap();
+    assert_eq!(h.len(), before + 1);
+    assert_eq!(h.last().unwrap()["command"], "pii_revealed");
+    assert_eq!(h.last().unwrap()["actor"], "conformance");
+}
+
+/// A file without a required column is refused whole; nothing is applied.
+pub fn unprocessable_file_applies_nothing<S: Store>(connect: &dyn Fn() -> S) {
+    let mut l = ledger(connect);
+    let csv = "msisdn,kind,holder_id,real_name\n13700000003,mobile,x,verified\n";
+    let e = l.import_csv(Kind::Subscribers, csv.as_bytes(), &actor(), &mut |_| {});
+    assert!(
+        matches!(
+            e,
+            Err(ImportError::MissingColumn {
+                column: "state",
+                ..
+            })
+        ),
+        "{e:?}"
+    );
+    assert!(l
+        .record(Kind::Subscribers, "13700000003")
+        .unwrap()
+        .is_none());
+    assert_eq!(l.store().version().unwrap(), 0);
+    let e = l.import_csv(Kind::Subscribers, b"", &actor(), &mut |_| {});
+    assert!(e.is_err());
+}
+
+/// Importing the same file twice changes nothing the second time.
+pub fn reimport_is_idempotent<S: Store>(connect: &dyn Fn() -> S) {
+    let mut l = ledger(connect);
+    let id = nth_resident_id(110);
+    let csv = String::from(SUB_HEADER)
+        + &sub_row("13700000004", &id, "")
+        + &sub_row("13700000005", &id, "");
+    import(&mut l, Kind::Subscribers, &csv);
+    let v = l.store().version().unwrap();
+    let r = import(&mut l, Kind::Subscribers, &csv);
+    assert_eq!((r.accepted, r.refused), (2, 0));
+    assert_eq!(
+        l.store().version().unwrap(),
+        v,
+        "a no-op import wrote events"
+    );
+}
+
+/// The compliance report's sections.
+pub fn audit_report<S: Store>(connect: &dyn Fn() -> S) {
+    let mut l = ledger(connect);
+    let (a, _, c) = seed_units(&mut l);
+    let id = nth_resident_id(120);
+    let mut s = String::from(SUB_HEADER);
+    for i in 0..5 {
+        s += &sub_row(&format!("1380000000{i}"), &id, "");
+    }
+    s += &sub_row("17000000001", "", "own_store|none|unverified|active");
+    s += &sub_row("17100000001", "", "own_store|none|unverified|active");
+    import(&mut l, Kind::Subscribers, &s);
+    let ks = format!(
+        "number,type,unit_uscc,channel,purpose,state\n4006001000,400,{a},own_store,,active\n"
+    );
+    import(&mut l, Kind::KeyServices, &ks);
+    // A later blacklisting touches an existing agent.
+    import(
+        &mut l,
+        Kind::Agents,
+        &format!("agent_id,name,uscc,parent,state\nag9,代理,{a},operator,active\n"),
+    );
+    let rep_a_black = format!("subject_kind,subject_id,name,category,reason,source,listed_at\nunit,{a},单位,fraud,涉诈,police,2026-02-01\n");
+    import(&mut l, Kind::Blacklist, &rep_a_black);
+    let _ = c;
+    let audit = l.audit(&["170", "171"]).unwrap();
+    assert_eq!(audit["R1.1"]["unverified"], 2);
+    assert_eq!(audit["R1.2"]["to_reverify"], 2);
+    assert_eq!(audit["R3.2"]["holders_at_limit"], 1);
+    assert_eq!(audit["R3.2"]["holders"][0]["cards"], 5);
+    assert_eq!(audit["R6.1"]["deficient"], 1, "{}", audit["R6.1"]);
+    assert!(
+        audit["R25.1"]["touching_blacklist"].as_u64().unwrap() >= 2,
+        "{}",
+        audit["R25.1"]
+    );
+    assert!(!audit.to_string().contains(&id));
+}
+
+/// R1.1: after the deadline every active unverified subscriber is suspended, each an event.
+pub fn backfill_deadline_suspends<S: Store>(connect: &dyn Fn() -> S) {
+    let mut l = ledger(connect);
+    let mut s = String::from(SUB_HEADER);
+    s += &sub_row("13800000011", "", "own_store|none|unverified|active");
+    s += &sub_row("13800000012", "", "own_store|none|unverified|terminated");
+    s += &sub_row("13800000013", &nth_resident_id(130), "");
+    import(&mut l, Kind::Subscribers, &s);
+    let done = l
+        .enforce_backfill("2026-11-01T00:00:00+08:00", &actor())
+        .unwrap();
+    assert_eq!(done, vec!["+8613800000011".to_string()]);
+    let rec = l
+        .get(Kind::Subscribers, "13800000011", None)
+        .unwrap()
+        .unwrap();
+    assert_eq!(rec["record"]["state"], "suspended");
+    let h = l.history(Kind::Subscribers, "13800000011").unwrap();
+    assert_eq!(h.last().unwrap()["command"], "suspend_backfill_deadline");
+    assert!(l
+        .enforce_backfill("2026-11-01T00:00:00+08:00", &actor())
+        .unwrap()
+        .is_empty());
+}
+
+/// R3.1 race-free: four connections import cards for one holder at once; at most five stay.
+pub fn concurrent_imports_respect_five_card_limit<S: Store>(connect: &(dyn Fn() -> S + Sync)) {
+    let id = nth_resident_id(140);
+    let accepted: u64 = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..4)
+            .map(|t| {
+                let id = id.clone();
+                scope.spawn(move || {
+                    let mut l = ledger(connect);
+                    let mut total = 0;
+                    for i in 0..3 {
+                        let csv = String::from(SUB_HEADER)
+                            + &sub_row(&format!("1590000{t}{i:03}"), &id, "");
+                        total += import(&mut l, Kind::Subscribers, &csv).accepted;
+                    }
+                    total
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("thread")).sum()
+    });
+    assert_eq!(
+        accepted, 5,
+        "exactly five of twelve concurrent cards may be accepted"
+    );
+    let mut l = ledger(connect);
+    let audit = l.audit(&[]).unwrap();
+    assert_eq!(audit["R3.2"]["holders"][0]["cards"], 5);
+}

@@ -1,0 +1,695 @@
+//! The ledger service over any [`Store`]: CSV import with per-row refusals, reads with
+//! masking and audited reveal, history, the compliance audit and the backfill deadline run.
+
+use crate::kind::Kind;
+use crate::pii::PiiVault;
+use crate::rules::{check_row, normalise_key, Context, Refusal, Reject, RowFields};
+use crate::store::{Event, Record, Store, StoreError, Tx};
+use fanzha_model::Date;
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+use std::collections::{BTreeMap, HashMap};
+
+/// Rows applied per transaction on import.
+pub const BATCH_ROWS: usize = 2000;
+
+/// Who acts and when: every write is recorded with both.
+#[derive(Clone, Debug)]
+pub struct Actor {
+    /// Name of the person or system.
+    pub name: String,
+    /// Now, RFC 3339 with offset.
+    pub now: String,
+    /// Today in China time.
+    pub today: Date,
+}
+
+/// One refused row of an import.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RowRefusal {
+    /// Line number in the file (the header is line 1).
+    pub line: u64,
+    /// Why.
+    pub reason: String,
+    /// Requirement enforced.
+    pub requirement: &'static str,
+}
+
+/// What an import did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ImportReport {
+    /// Rows applied (including rows identical to what the ledger already had).
+    pub accepted: u64,
+    /// Rows refused.
+    pub refused: u64,
+    /// The refusals, in line order.
+    pub refusals: Vec<RowRefusal>,
+}
+
+/// A file that cannot be processed at all (nothing is applied), or a failed store.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// Header lacks a required column.
+    #[error("missing required column {column:?} for kind {kind}")]
+    MissingColumn {
+        /// Kind.
+        kind: Kind,
+        /// Column.
+        column: &'static str,
+    },
+    /// No header row.
+    #[error("the file is empty: a header row is required")]
+    Empty,
+    /// The CSV header could not be read.
+    #[error("unreadable CSV header: {0}")]
+    Header(String),
+    /// The backend failed (rows already committed stay committed).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+struct CsvRow<'a> {
+    columns: &'a HashMap<String, usize>,
+    record: &'a csv::StringRecord,
+}
+
+impl RowFields for CsvRow<'_> {
+    fn get(&self, column: &str) -> &str {
+        self.columns
+            .get(column)
+            .and_then(|&i| self.record.get(i))
+            .map(str::trim)
+            .unwrap_or("")
+    }
+}
+
+/// A JSON object as a row (the HTTP API's JSON rows).
+impl RowFields for Map<String, Value> {
+    fn get(&self, column: &str) -> &str {
+        self.get(column)
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .unwrap_or("")
+    }
+}
+
+/// The ledger over a store.
+pub struct Ledger<S: Store> {
+    store: S,
+    vault: PiiVault,
+}
+
+/// Fields that never leave the ledger (sealed values and keyed hashes).
+fn is_secret_field(name: &str) -> bool {
+    name.ends_with("_enc")
+}
+
+/// Whether two bodies say the same (sealed fields differ by nonce; masks and hashes do not).
+fn same_content(a: &Value, b: &Value) -> bool {
+    let strip = |v: &Value| -> Value {
+        match v {
+            Value::Object(m) => Value::Object(
+                m.iter()
+                    .filter(|(k, _)| !is_secret_field(k))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            ),
+            other => other.clone(),
+        }
+    };
+    strip(a) == strip(b)
+}
+
+fn event(
+    actor: &Actor,
+    command: &str,
+    kind: Kind,
+    key: &str,
+    before: Value,
+    after: Value,
+) -> Event {
+    Event {
+        seq: 0,
+        ts: actor.now.clone(),
+        actor: actor.name.clone(),
+        command: command.to_string(),
+        kind,
+        key: key.to_string(),
+        before,
+        after,
+    }
+}
+
+/// Applies one checked record: writes it and its history event unless nothing changed.
+fn apply(tx: &mut dyn Tx, record: &Record, actor: &Actor, command: &str) -> Result<(), StoreError> {
+    let before = tx.get(record.kind, &record.key)?;
+    if let Some(b) = &before {
+        if same_content(&b.body, &record.body) && b.holder_hash == record.holder_hash {
+            return Ok(());
+        }
+    }
+    tx.put(record)?;
+    tx.append(&event(
+        actor,
+        command,
+        record.kind,
+        &record.key,
+        before.map(|b| b.body).unwrap_or(Value::Null),
+        record.body.clone(),
+    ))
+}
+
+/// Checks and applies one CSV row in `tx`: `None` when applied, the refusal otherwise.
+fn process_row(
+    tx: &mut dyn Tx,
+    kind: Kind,
+    line: u64,
+    rec: &Result<csv::StringRecord, String>,
+    columns: &HashMap<String, usize>,
+    cx: &Context<'_>,
+    actor: &Actor,
+) -> Result<Option<RowRefusal>, StoreError> {
+    let rec = match rec {
+        Ok(r) => r,
+        Err(reason) => {
+            return Ok(Some(RowRefusal {
+                line,
+                reason: reason.clone(),
+                requirement: kind.requirement(),
+            }))
+        }
+    };
+    let row = CsvRow {
+        columns,
+        record: rec,
+    };
+    match check_row(kind, &row, tx, cx) {
+        Ok(r) => apply(tx, &r, actor, "import").map(|()| None),
+        Err(Reject::Refused(Refusal {
+            reason,
+            requirement,
+        })) => Ok(Some(RowRefusal {
+            line,
+            reason,
+            requirement,
+        })),
+        Err(Reject::Store(e)) => Err(e),
+    }
+}
+
+impl<S: Store> Ledger<S> {
+    /// A ledger over `store`, sealing personal data with `vault`.
+    pub fn new(store: S, vault: PiiVault) -> Ledger<S> {
+        Ledger { store, vault }
+    }
+
+    /// The backend.
+    pub fn store(&mut self) -> &mut S {
+        &mut self.store
+    }
+
+    /// The PII vault.
+    pub fn vault(&self) -> &PiiVault {
+        &self.vault
+    }
+
+    /// Imports a CSV file of `kind`. Each row is checked and applied atomically; valid rows
+    /// are committed in batches of [`BATCH_ROWS`]. `progress` is called with the rows done.
+    pub fn import_csv(
+        &mut self,
+        kind: Kind,
+        data: &[u8],
+        actor: &Actor,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<ImportReport, ImportError> {
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .flexible(true)
+            .from_reader(data);
+        let headers = reader
+            .headers()
+            .map_err(|e| ImportError::Header(e.to_string()))?
+            .clone();
+        if headers.is_empty() || (headers.len() == 1 && headers[0].trim().is_empty()) {
+            return Err(ImportError::Empty);
+        }
+        let columns: HashMap<String, usize> = headers
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                (
+                    h.trim().trim_start_matches('\u{feff}').to_ascii_lowercase(),
+                    i,
+                )
+            })
+            .collect();
+        for c in kind.required_columns() {
+            if !columns.contains_key(*c) {
+                return Err(ImportError::MissingColumn { kind, column: c });
+            }
+        }
+        // Rows that are not even CSV (bad UTF-8, broken quoting) are refused by line.
+        let mut rows: Vec<(u64, Result<csv::StringRecord, String>)> = Vec::new();
+        let mut raw = csv::ByteRecord::new();
+        loop {
+            let line = reader.position().line() + 1;
+            match reader.read_byte_record(&mut raw) {
+                Ok(false) => break,
+                Ok(true) => {
+                    let line = raw.position().map(|p| p.line()).unwrap_or(line);
+                    if raw.iter().all(|f| f.iter().all(u8::is_ascii_whitespace)) {
+                        continue; // blank line
+                    }
+                    let rec = csv::StringRecord::from_byte_record(raw.clone())
+                        .map_err(|_| "the row is not valid UTF-8".to_string());
+                    rows.push((line, rec));
+                }
+                Err(e) => {
+                    rows.push((line, Err(format!("unreadable CSV row: {e}"))));
+                    if !matches!(
+                        e.kind(),
+                        csv::ErrorKind::Utf8 { .. } | csv::ErrorKind::UnequalLengths { .. }
+                    ) {
+                        break;
+                    }
+                }
+            }
+        }
+        let mut report = ImportReport::default();
+        let mut done = 0u64;
+        for batch in rows.chunks(BATCH_ROWS) {
+            let outcome = self.import_batch(kind, batch, &columns, actor, false);
+            let outcome = match outcome {
+                Ok(o) => o,
+                // A store failure inside a batch (deadlock, serialisation failure): redo the
+                // batch one row per transaction so one row cannot take others down.
+                Err(_) => self.import_batch(kind, batch, &columns, actor, true)?,
+            };
+            report.accepted += outcome.accepted;
+            report.refused += outcome.refused;
+            report.refusals.extend(outcome.refusals);
+            done += batch.len() as u64;
+            progress(done);
+        }
+        Ok(report)
+    }
+
+    fn import_batch(
+        &mut self,
+        kind: Kind,
+        batch: &[(u64, Result<csv::StringRecord, String>)],
+        columns: &HashMap<String, usize>,
+        actor: &Actor,
+        row_by_row: bool,
+    ) -> Result<ImportReport, StoreError> {
+        let cx = Context {
+            vault: &self.vault,
+            today: actor.today,
+            now: &actor.now,
+        };
+        let mut report = ImportReport::default();
+        let mut tally = |outcome: Option<RowRefusal>| match outcome {
+            None => report.accepted += 1,
+            Some(r) => {
+                report.refused += 1;
+                report.refusals.push(r);
+            }
+        };
+        if !row_by_row {
+            let mut tx = self.store.begin()?;
+            for (line, rec) in batch {
+                tally(process_row(
+                    tx.as_mut(),
+                    kind,
+                    *line,
+                    rec,
+                    columns,
+                    &cx,
+                    actor,
+                )?);
+            }
+            tx.commit()?;
+        } else {
+            for (line, rec) in batch {
+                let mut attempts = 0;
+                loop {
+                    let mut tx = self.store.begin()?;
+                    let result = process_row(tx.as_mut(), kind, *line, rec, columns, &cx, actor)
+                        .and_then(|outcome| tx.commit().map(|()| outcome));
+                    match result {
+                        Ok(outcome) => {
+                            tally(outcome);
+                            break;
+                        }
+                        Err(_) if attempts < 3 => attempts += 1,
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Applies JSON rows (the HTTP API's form) exactly as CSV rows: line numbers count the
+    /// rows from 1.
+    pub fn import_json_rows(
+        &mut self,
+        kind: Kind,
+        rows: &[Map<String, Value>],
+        actor: &Actor,
+    ) -> Result<ImportReport, StoreError> {
+        let cx = Context {
+            vault: &self.vault,
+            today: actor.today,
+            now: &actor.now,
+        };
+        let mut report = ImportReport::default();
+        let mut tx = self.store.begin()?;
+        for (i, row) in rows.iter().enumerate() {
+            match check_row(kind, row, tx.as_mut(), &cx) {
+                Ok(r) => {
+                    apply(tx.as_mut(), &r, actor, "import")?;
+                    report.accepted += 1;
+                }
+                Err(Reject::Refused(Refusal {
+                    reason,
+                    requirement,
+                })) => {
+                    report.refused += 1;
+                    report.refusals.push(RowRefusal {
+                        line: i as u64 + 1,
+                        reason,
+                        requirement,
+                    });
+                }
+                Err(Reject::Store(e)) => return Err(e),
+            }
+        }
+        tx.commit()?;
+        Ok(report)
+    }
+
+    /// The stored key for a key as a user writes it (any number form, an ID for persons).
+    pub fn key(&self, kind: Kind, key: &str) -> String {
+        normalise_key(kind, key, &self.vault)
+    }
+
+    /// One record, raw (sealed fields included: for the engine, not for output).
+    pub fn record(&mut self, kind: Kind, key: &str) -> Result<Option<Record>, StoreError> {
+        let k = self.key(kind, key);
+        self.store.get(kind, &k)
+    }
+
+    /// One record for output: personal data masked, or revealed (and the reveal recorded as
+    /// a `pii_revealed` event with the actor) when `reveal` is set.
+    pub fn get(
+        &mut self,
+        kind: Kind,
+        key: &str,
+        reveal: Option<&Actor>,
+    ) -> Result<Option<Value>, StoreError> {
+        let Some(r) = self.record(kind, key)? else {
+            return Ok(None);
+        };
+        let body = self.present(&r.body, reveal.is_some());
+        if let Some(actor) = reveal {
+            if body != self.present(&r.body, false) {
+                let mut tx = self.store.begin()?;
+                tx.append(&event(
+                    actor,
+                    "pii_revealed",
+                    kind,
+                    &r.key,
+                    Value::Null,
+                    Value::Null,
+                ))?;
+                tx.commit()?;
+            }
+        }
+        Ok(Some(json!({"kind": kind, "key": r.key, "record": body})))
+    }
+
+    /// A record's history for output, oldest first, personal data masked.
+    pub fn history(&mut self, kind: Kind, key: &str) -> Result<Vec<Value>, StoreError> {
+        let k = self.key(kind, key);
+        let events = self.store.history(kind, &k)?;
+        Ok(events
+            .into_iter()
+            .map(|e| {
+                json!({
+                    "seq": e.seq, "ts": e.ts, "actor": e.actor, "command": e.command,
+                    "kind": e.kind, "key": e.key,
+                    "before": self.present(&e.before, false),
+                    "after": self.present(&e.after, false),
+                })
+            })
+            .collect())
+    }
+
+    /// A body for output: sealed fields dropped, or decrypted into their field on reveal.
+    pub fn present(&self, body: &Value, reveal: bool) -> Value {
+        let Value::Object(m) = body else {
+            return body.clone();
+        };
+        let mut out = Map::new();
+        for (k, v) in m {
+            if is_secret_field(k) {
+                continue;
+            }
+            let sealed = m.get(&format!("{k}_enc")).and_then(Value::as_str);
+            match (reveal, sealed) {
+                (true, Some(s)) => {
+                    let clear = self
+                        .vault
+                        .decrypt(k, s)
+                        .unwrap_or_else(|e| format!("<{e}>"));
+                    out.insert(k.clone(), json!(clear));
+                }
+                _ => {
+                    out.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        Value::Object(out)
+    }
+
+    /// The compliance audit (R1.1, R1.2, R3.2, R6.1, R12.1, R25.1) as JSON.
+    pub fn audit(&mut self, mvno_prefixes: &[&str]) -> Result<Value, StoreError> {
+        let subscribers = self.store.scan(Kind::Subscribers)?;
+        let units: HashMap<String, Record> = self
+            .store
+            .scan(Kind::Units)?
+            .into_iter()
+            .map(|u| (u.key.clone(), u))
+            .collect();
+        let blacklist = self.store.scan(Kind::Blacklist)?;
+        let black_units: std::collections::HashSet<String> = blacklist
+            .iter()
+            .filter(|b| b.subtype.as_deref() == Some("unit"))
+            .map(|b| b.field("subject_id").to_string())
+            .collect();
+        let black_persons: std::collections::HashSet<String> = blacklist
+            .iter()
+            .filter_map(|b| b.holder_hash.clone())
+            .collect();
+
+        // R1.1: unverified, not terminated, by province and segment.
+        let mut unverified: BTreeMap<(String, String), u64> = BTreeMap::new();
+        let mut mvno: Vec<String> = Vec::new();
+        let mut per_holder: HashMap<String, Vec<&Record>> = HashMap::new();
+        let mut total_active = 0u64;
+        for s in &subscribers {
+            if s.state.as_deref() == Some("terminated") {
+                continue;
+            }
+            total_active += 1;
+            let national = s.key.trim_start_matches("+86");
+            if s.field("real_name") != "verified" {
+                let seg = national.get(..3).unwrap_or(national).to_string();
+                *unverified
+                    .entry((s.field("province").to_string(), seg))
+                    .or_default() += 1;
+            }
+            if mvno_prefixes.iter().any(|p| national.starts_with(p)) {
+                mvno.push(s.key.clone());
+            }
+            if let (Some(h), Some("mobile")) = (&s.holder_hash, s.subtype.as_deref()) {
+                per_holder.entry(h.clone()).or_default().push(s);
+            }
+        }
+        let r1_1: Vec<Value> = unverified
+            .iter()
+            .map(|((p, seg), n)| json!({"province": p, "segment": seg, "unverified": n}))
+            .collect();
+        let unverified_total: u64 = unverified.values().sum();
+        let mut r3_2: Vec<Value> = per_holder
+            .values()
+            .filter(|cards| cards.len() as u64 >= crate::rules::MAX_CARDS_PER_HOLDER)
+            .map(|cards| {
+                json!({
+                    "holder_id": cards[0].field("holder_id"),
+                    "cards": cards.len(),
+                    "msisdns": cards.iter().map(|c| c.key.clone()).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        r3_2.sort_by(|a, b| a["holder_id"].as_str().cmp(&b["holder_id"].as_str()));
+
+        // R6.1: key-service records with missing / invalid subject information or purpose.
+        let mut r6_1 = Vec::new();
+        for k in self.store.scan(Kind::KeyServices)? {
+            if k.state.as_deref() == Some("terminated") {
+                continue;
+            }
+            let unit = k.unit.clone().unwrap_or_default();
+            let mut problems = Vec::new();
+            match units.get(&unit) {
+                None => problems.push(format!("unit {unit} is not in the ledger")),
+                Some(u) => {
+                    if u.field("legal_rep_id").is_empty() {
+                        problems.push("legal representative ID missing".to_string());
+                    }
+                    if u.field("legal_rep_name").is_empty() {
+                        problems.push("legal representative name missing".to_string());
+                    }
+                }
+            }
+            if k.field("purpose").is_empty() {
+                problems.push("purpose missing".to_string());
+            }
+            if !problems.is_empty() {
+                r6_1.push(
+                    json!({"number": k.key, "type": k.subtype, "unit": unit, "problems": problems}),
+                );
+            }
+        }
+        // R12.1: voice lines without contracted numbers.
+        let trunks = self.store.scan(Kind::Trunks)?;
+        let r12_1: Vec<Value> = trunks
+            .iter()
+            .filter(|t| {
+                t.subtype.as_deref() == Some("voice_line")
+                    && t.state.as_deref() != Some("terminated")
+            })
+            .filter(|t| {
+                t.body
+                    .get("contracted_numbers")
+                    .and_then(Value::as_array)
+                    .is_none_or(|a| a.is_empty())
+            })
+            .map(|t| json!({"trunk_id": t.key, "owner_uscc": t.unit}))
+            .collect();
+        // R25.1: live records touching blacklisted subjects.
+        let mut r25_1 = Vec::new();
+        let touches = |unit: Option<&String>| -> Option<&'static str> {
+            let unit = unit?;
+            if black_units.contains(unit) {
+                return Some("unit blacklisted");
+            }
+            let rep = units.get(unit)?.holder_hash.as_ref()?;
+            black_persons
+                .contains(rep)
+                .then_some("legal representative blacklisted")
+        };
+        for kind in [Kind::KeyServices, Kind::Trunks, Kind::Agents] {
+            for r in self.store.scan(kind)? {
+                if matches!(
+                    r.state.as_deref(),
+                    Some("terminated") | Some("cancelled") | Some("blacklisted")
+                ) {
+                    continue;
+                }
+                if let Some(why) = touches(r.unit.as_ref()) {
+                    r25_1.push(json!({"kind": kind, "key": r.key, "unit": r.unit, "why": why}));
+                }
+            }
+        }
+        for s in &subscribers {
+            if s.state.as_deref() == Some("terminated") {
+                continue;
+            }
+            if s.holder_hash
+                .as_ref()
+                .is_some_and(|h| black_persons.contains(h))
+            {
+                r25_1.push(
+                    json!({"kind": Kind::Subscribers, "key": s.key, "why": "holder blacklisted"}),
+                );
+            }
+        }
+        Ok(json!({
+            "subscribers": total_active,
+            "R1.1": {"unverified": unverified_total, "by_province_segment": r1_1,
+                     "verified_rate": if total_active == 0 { 1.0 } else { 1.0 - unverified_total as f64 / total_active as f64 }},
+            "R1.2": {"prefixes": mvno_prefixes, "to_reverify": mvno.len(), "msisdns": mvno},
+            "R3.2": {"holders_at_limit": r3_2.len(), "holders": r3_2},
+            "R6.1": {"deficient": r6_1.len(), "records": r6_1},
+            "R12.1": {"without_contracted_numbers": r12_1.len(), "trunks": r12_1},
+            "R25.1": {"touching_blacklist": r25_1.len(), "records": r25_1},
+        }))
+    }
+
+    /// R1.1 deadline run: suspends every active subscriber still not verified, each
+    /// suspension an audited event. Returns the suspended numbers.
+    pub fn enforce_backfill(
+        &mut self,
+        deadline: &str,
+        actor: &Actor,
+    ) -> Result<Vec<String>, StoreError> {
+        let candidates: Vec<Record> = self
+            .store
+            .scan(Kind::Subscribers)?
+            .into_iter()
+            .filter(|s| s.state.as_deref() == Some("active") && s.field("real_name") != "verified")
+            .collect();
+        let mut suspended = Vec::new();
+        for chunk in candidates.chunks(BATCH_ROWS) {
+            let mut tx = self.store.begin()?;
+            for s in chunk {
+                // Re-read inside the transaction: it may have been verified meanwhile.
+                let Some(mut cur) = tx.get(Kind::Subscribers, &s.key)? else {
+                    continue;
+                };
+                if cur.state.as_deref() != Some("active") || cur.field("real_name") == "verified" {
+                    continue;
+                }
+                let before = cur.body.clone();
+                cur.state = Some("suspended".into());
+                if let Some(b) = cur.body.as_object_mut() {
+                    b.insert("state".into(), json!("suspended"));
+                    b.insert(
+                        "suspended_reason".into(),
+                        json!(format!(
+                            "R1.1 real-name backfill deadline {deadline} passed"
+                        )),
+                    );
+                }
+                tx.put(&cur)?;
+                tx.append(&event(
+                    actor,
+                    "suspend_backfill_deadline",
+                    Kind::Subscribers,
+                    &cur.key,
+                    before,
+                    cur.body.clone(),
+                ))?;
+                suspended.push(cur.key.clone());
+            }
+            tx.commit()?;
+        }
+        Ok(suspended)
+    }
+
+    /// Writes a record produced by an operator command other than import (disposal,
+    /// appeal), with its history event.
+    pub fn write(
+        &mut self,
+        record: &Record,
+        actor: &Actor,
+        command: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.store.begin()?;
+        apply(tx.as_mut(), record, actor, command)?;
+        tx.commit()
+    }
+}

@@ -1,0 +1,133 @@
+//! Personal data protection (R17.1): ID numbers and names are never stored in clear. A keyed
+//! hash (HMAC-SHA256) serves matching and the five-card count; authenticated encryption
+//! (ChaCha20-Poly1305, random 96-bit nonce, the field name as associated data) keeps the value
+//! for an authorised reveal.
+
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+/// Length of the key material: 32 bytes for the HMAC, 32 for the cipher.
+pub const KEY_LEN: usize = 64;
+
+/// Errors of the vault.
+#[derive(Debug, thiserror::Error)]
+pub enum PiiError {
+    /// Key material of the wrong size.
+    #[error("PII key must be {KEY_LEN} bytes, found {0}")]
+    KeyLength(usize),
+    /// Ciphertext that does not decrypt under this key (tampered, or another key).
+    #[error("personal data does not decrypt with this key (tampered or wrong key)")]
+    Decrypt,
+    /// The operating system's random source failed.
+    #[error("random source failed: {0}")]
+    Random(String),
+}
+
+/// Hashing and encryption of personal data under one key.
+#[derive(Clone)]
+pub struct PiiVault {
+    mac: Hmac<Sha256>,
+    cipher: ChaCha20Poly1305,
+}
+
+impl std::fmt::Debug for PiiVault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PiiVault(..)")
+    }
+}
+
+impl PiiVault {
+    /// A vault over 64 bytes of key material.
+    pub fn new(key: &[u8]) -> Result<PiiVault, PiiError> {
+        if key.len() != KEY_LEN {
+            return Err(PiiError::KeyLength(key.len()));
+        }
+        Ok(PiiVault {
+            mac: <Hmac<Sha256> as Mac>::new_from_slice(&key[..32]).expect("any HMAC key length"),
+            cipher: ChaCha20Poly1305::new(Key::from_slice(&key[32..])),
+        })
+    }
+
+    /// Fresh key material from the operating system.
+    pub fn generate_key() -> Result<[u8; KEY_LEN], PiiError> {
+        let mut k = [0u8; KEY_LEN];
+        getrandom::getrandom(&mut k).map_err(|e| PiiError::Random(e.to_string()))?;
+        Ok(k)
+    }
+
+    /// The keyed hash of a (normalised) value, hex: equal values match, the value is not
+    /// recoverable without the key.
+    pub fn hash(&self, value: &str) -> String {
+        let mut m = self.mac.clone();
+        m.update(value.as_bytes());
+        hex::encode(m.finalize().into_bytes())
+    }
+
+    /// Encrypts `value` bound to `field` (a ciphertext of one field cannot be replayed into
+    /// another). Output: hex of nonce ‖ ciphertext ‖ tag.
+    pub fn encrypt(&self, field: &str, value: &str) -> Result<String, PiiError> {
+        let mut nonce = [0u8; 12];
+        getrandom::getrandom(&mut nonce).map_err(|e| PiiError::Random(e.to_string()))?;
+        let ct = self
+            .cipher
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: value.as_bytes(),
+                    aad: field.as_bytes(),
+                },
+            )
+            .map_err(|_| PiiError::Decrypt)?;
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&ct);
+        Ok(hex::encode(out))
+    }
+
+    /// Decrypts what [`PiiVault::encrypt`] produced for the same `field`.
+    pub fn decrypt(&self, field: &str, sealed: &str) -> Result<String, PiiError> {
+        let raw = hex::decode(sealed).map_err(|_| PiiError::Decrypt)?;
+        if raw.len() < 12 + 16 {
+            return Err(PiiError::Decrypt);
+        }
+        let pt = self
+            .cipher
+            .decrypt(
+                Nonce::from_slice(&raw[..12]),
+                Payload {
+                    msg: &raw[12..],
+                    aad: field.as_bytes(),
+                },
+            )
+            .map_err(|_| PiiError::Decrypt)?;
+        String::from_utf8(pt).map_err(|_| PiiError::Decrypt)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_matches_and_encryption_round_trips_bound_to_field() {
+        let v = PiiVault::new(&[7u8; KEY_LEN]).unwrap();
+        assert_eq!(v.hash("110102199101010078"), v.hash("110102199101010078"));
+        assert_ne!(v.hash("110102199101010078"), v.hash("110102199101010079"));
+        let other = PiiVault::new(&[8u8; KEY_LEN]).unwrap();
+        assert_ne!(v.hash("x"), other.hash("x"));
+        let sealed = v.encrypt("holder_id", "110102199101010078").unwrap();
+        assert!(!sealed.contains("110102"));
+        assert_eq!(
+            v.decrypt("holder_id", &sealed).unwrap(),
+            "110102199101010078"
+        );
+        assert!(v.decrypt("holder_name", &sealed).is_err());
+        assert!(other.decrypt("holder_id", &sealed).is_err());
+        // Same value twice: different ciphertexts (random nonce).
+        assert_ne!(
+            sealed,
+            v.encrypt("holder_id", "110102199101010078").unwrap()
+        );
+    }
+}

@@ -1,0 +1,984 @@
+//! The regulation's rules on every ledger write. Each kind's row is checked field by field
+//! and against the ledger (inside the write transaction, so concurrent writers cannot race
+//! past a limit), then turned into the record to store. A row that breaks several rules is
+//! refused citing the first one found, in the order written here.
+
+use crate::kind::Kind;
+use crate::pii::PiiVault;
+use crate::store::{CountQuery, Field, Record, StoreError, Tx};
+use fanzha_model::imei::Imei;
+use fanzha_model::imsi::Imsi;
+use fanzha_model::mask::{mask_id, mask_name};
+use fanzha_model::number::{NationalPrefix, NumberKind};
+use fanzha_model::resident_id;
+use fanzha_model::time::parse_time;
+use fanzha_model::uscc::Uscc;
+use fanzha_model::{parse, Date, PhoneNumber};
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+
+/// Most non-terminated mobile cards one person may hold with the operator (一证五卡, R3.1).
+pub const MAX_CARDS_PER_HOLDER: u64 = 5;
+/// Most numbers of each key-service type one unit may hold (R7.4).
+pub const MAX_KEY_SERVICES_PER_TYPE: u64 = 5;
+
+/// A refused write: the reason in words and the requirement it enforces.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Refusal {
+    /// What is wrong, specifically.
+    pub reason: String,
+    /// The requirement ID (`R3.1`).
+    pub requirement: &'static str,
+}
+
+/// Why a row was not applied: refused by a rule, or the store failed.
+#[derive(Debug)]
+pub enum Reject {
+    /// A rule refused it.
+    Refused(Refusal),
+    /// The backend failed; the row is not decided.
+    Store(StoreError),
+}
+
+impl From<StoreError> for Reject {
+    fn from(e: StoreError) -> Reject {
+        Reject::Store(e)
+    }
+}
+
+type Checked<T> = Result<T, Reject>;
+
+fn refuse<T>(requirement: &'static str, reason: impl Into<String>) -> Checked<T> {
+    Err(Reject::Refused(Refusal {
+        reason: reason.into(),
+        requirement,
+    }))
+}
+
+/// A row's fields by column name ("" for a column the file does not have).
+pub trait RowFields {
+    /// The trimmed value of `column`.
+    fn get(&self, column: &str) -> &str;
+}
+
+/// What a rule check needs besides the row and the transaction.
+pub struct Context<'a> {
+    /// The PII vault (hash and seal personal data).
+    pub vault: &'a PiiVault,
+    /// Today, China time (birth dates after it are refused).
+    pub today: Date,
+    /// Now, RFC 3339 (defaults for missing times).
+    pub now: &'a str,
+}
+
+/// Checks a row of `kind` and returns the record to store.
+pub fn check_row(
+    kind: Kind,
+    row: &dyn RowFields,
+    tx: &mut dyn Tx,
+    cx: &Context<'_>,
+) -> Result<Record, Reject> {
+    match kind {
+        Kind::Units => unit(row, cx),
+        Kind::Agents => agent(row, tx),
+        Kind::Subscribers => subscriber(row, tx, cx),
+        Kind::IotProfiles => iot_profile(row, tx),
+        Kind::KeyServices => key_service(row, tx),
+        Kind::Trunks => trunk(row, tx),
+        Kind::OutboundApprovals => outbound_approval(row, tx),
+        Kind::NumberBlocks => number_block(row),
+        Kind::PortedOut => simple_number(row, Kind::PortedOut, "msisdn", &["recipient"]),
+        Kind::OfficialNumbers => simple_number(row, Kind::OfficialNumbers, "number", &["owner"]),
+        Kind::Blocklist => blocklist(row, cx),
+        Kind::Blacklist => blacklist(row, cx),
+    }
+}
+
+/// Normalises a key given on the command line to the stored key of `kind`.
+pub fn normalise_key(kind: Kind, key: &str, vault: &PiiVault) -> String {
+    let key = key.trim();
+    match kind {
+        Kind::Subscribers
+        | Kind::IotProfiles
+        | Kind::KeyServices
+        | Kind::PortedOut
+        | Kind::OfficialNumbers
+        | Kind::Blocklist => parse(key)
+            .map(|n| n.e164())
+            .unwrap_or_else(|_| key.to_string()),
+        Kind::OutboundApprovals => match parse(key) {
+            Ok(n) if n.classify().valid => n.e164(),
+            _ => key.to_string(),
+        },
+        Kind::Units => key.to_ascii_uppercase(),
+        Kind::NumberBlocks => NationalPrefix::parse(key)
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| key.to_string()),
+        Kind::Blacklist => match key.split_once(':') {
+            Some(("person", id)) if !id.starts_with("hash:") => {
+                format!("person:{}", vault.hash(&normalise_person_id(id)))
+            }
+            Some(("unit", u)) => format!("unit:{}", u.trim().to_ascii_uppercase()),
+            _ => key.to_string(),
+        },
+        Kind::Agents | Kind::Trunks => key.to_string(),
+    }
+}
+
+/// The form an ID number is hashed in: validated and normalised when possible (15→18
+/// digits, upper-case X), else upper-cased as given.
+fn normalise_person_id(id: &str) -> String {
+    let far_future = Date {
+        year: 9999,
+        month: 12,
+        day: 31,
+    };
+    resident_id::validate(id, far_future)
+        .map(|f| f.number().to_string())
+        .unwrap_or_else(|_| id.trim().to_ascii_uppercase())
+}
+
+// ---- field helpers -------------------------------------------------------------------------
+
+fn required<'r>(row: &'r dyn RowFields, col: &str, req: &'static str) -> Checked<&'r str> {
+    let v = row.get(col);
+    if v.is_empty() {
+        return refuse(req, format!("{col} is missing"));
+    }
+    Ok(v)
+}
+
+fn one_of(
+    row: &dyn RowFields,
+    col: &str,
+    allowed: &[&'static str],
+    default: Option<&'static str>,
+    req: &'static str,
+) -> Checked<&'static str> {
+    let v = row.get(col);
+    if v.is_empty() {
+        if let Some(d) = default {
+            return Ok(d);
+        }
+    }
+    match allowed.iter().find(|a| a.eq_ignore_ascii_case(v)) {
+        Some(a) => Ok(*a),
+        None => refuse(
+            req,
+            format!("{col} {v:?} is not one of {}", allowed.join(", ")),
+        ),
+    }
+}
+
+fn boolean(row: &dyn RowFields, col: &str, req: &'static str) -> Checked<bool> {
+    match row.get(col).to_ascii_lowercase().as_str() {
+        "" | "false" | "0" | "no" | "n" | "否" => Ok(false),
+        "true" | "1" | "yes" | "y" | "是" => Ok(true),
+        v => refuse(req, format!("{col} {v:?} is not true or false")),
+    }
+}
+
+fn valid_number(v: &str, col: &str, req: &'static str) -> Checked<PhoneNumber> {
+    let n = match parse(v) {
+        Ok(n) => n,
+        Err(e) => return refuse(req, format!("{col} {v:?}: {e}")),
+    };
+    let info = n.classify();
+    if let Some(why) = info.invalidity {
+        return refuse(req, format!("{col} {v:?} is not a valid number: {why}"));
+    }
+    Ok(n)
+}
+
+fn valid_uscc(v: &str, col: &str, req: &'static str) -> Checked<String> {
+    match Uscc::parse(v) {
+        Ok(u) => Ok(u.code),
+        Err(e) => refuse(req, format!("{col} {v:?} is not a valid USCC: {e}")),
+    }
+}
+
+fn valid_person_id(v: &str, col: &str, req: &'static str, today: Date) -> Checked<String> {
+    match resident_id::validate(v, today) {
+        Ok(f) => Ok(f.number().to_string()),
+        Err(e) => refuse(
+            req,
+            format!("{col} {} is not a valid ID number: {e}", mask_id(v)),
+        ),
+    }
+}
+
+fn optional_time(row: &dyn RowFields, col: &str, req: &'static str) -> Checked<String> {
+    let v = row.get(col);
+    if v.is_empty() {
+        return Ok(String::new());
+    }
+    match parse_time(v) {
+        Ok(t) => Ok(t.to_rfc3339()),
+        Err(e) => refuse(req, format!("{col}: {e}")),
+    }
+}
+
+fn list(v: &str) -> Vec<&str> {
+    v.split(';')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// A number pattern as in `contracted_numbers` / `allowed_callers` / `allowed_callees`:
+/// a full number (normalised to E.164) or a national prefix ending in `*`.
+fn number_pattern(entry: &str, col: &str, req: &'static str) -> Checked<String> {
+    if let Some(prefix) = entry.strip_suffix('*') {
+        return match NationalPrefix::parse(prefix) {
+            Some(p) => Ok(format!("{p}*")),
+            None => refuse(req, format!("{col} entry {entry:?} is not a number prefix")),
+        };
+    }
+    match parse(entry) {
+        Ok(n) => Ok(n.e164()),
+        Err(e) => refuse(req, format!("{col} entry {entry:?}: {e}")),
+    }
+}
+
+/// Whether `n` is covered by a normalised pattern (see [`number_pattern`]).
+pub fn pattern_covers(pattern: &str, n: PhoneNumber) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(p) => {
+            n.is_chinese() && NationalPrefix::parse(p).is_some_and(|p| n.national_starts_with(p))
+        }
+        None => parse(pattern).is_ok_and(|m| m == n),
+    }
+}
+
+/// Whether pattern `inner` (number or prefix) lies entirely inside pattern `outer`.
+fn pattern_within(inner: &str, outer: &str) -> bool {
+    match (inner.strip_suffix('*'), outer.strip_suffix('*')) {
+        (Some(i), Some(o)) => i.starts_with(o),
+        (None, Some(_)) => parse(inner).is_ok_and(|n| pattern_covers(outer, n)),
+        (None, None) => inner == outer,
+        (Some(_), None) => false,
+    }
+}
+
+fn seal(
+    cx: &Context<'_>,
+    body: &mut Map<String, Value>,
+    field: &str,
+    value: &str,
+    mask: fn(&str) -> String,
+) -> Checked<()> {
+    if value.is_empty() {
+        body.insert(field.into(), json!(""));
+        return Ok(());
+    }
+    let sealed = cx
+        .vault
+        .encrypt(field, value)
+        .map_err(|e| Reject::Store(StoreError::Database(e.to_string())))?;
+    body.insert(field.into(), json!(mask(value)));
+    body.insert(format!("{field}_enc"), json!(sealed));
+    Ok(())
+}
+
+fn blacklisted_unit(tx: &mut dyn Tx, uscc: &str) -> Result<bool, StoreError> {
+    Ok(tx.get(Kind::Blacklist, &format!("unit:{uscc}"))?.is_some())
+}
+
+fn blacklisted_person(tx: &mut dyn Tx, hash: &str) -> Result<bool, StoreError> {
+    Ok(tx
+        .get(Kind::Blacklist, &format!("person:{hash}"))?
+        .is_some())
+}
+
+/// R25.1: refuses when the unit, or its legal representative, is on the blacklist.
+fn not_blacklisted(tx: &mut dyn Tx, uscc: &str, unit: Option<&Record>, what: &str) -> Checked<()> {
+    if blacklisted_unit(tx, uscc)? {
+        return refuse(
+            "R25.1",
+            format!("unit {uscc} is blacklisted and may not {what}"),
+        );
+    }
+    if let Some(rep) = unit.and_then(|u| u.holder_hash.clone()) {
+        if blacklisted_person(tx, &rep)? {
+            return refuse(
+                "R25.1",
+                format!("the legal representative of unit {uscc} is blacklisted; the unit may not {what}"),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn record(kind: Kind, key: String, body: Map<String, Value>) -> Record {
+    Record {
+        kind,
+        key,
+        holder_hash: None,
+        unit: None,
+        subtype: None,
+        state: None,
+        body: Value::Object(body),
+    }
+}
+
+// ---- kinds ----------------------------------------------------------------------------------
+
+fn unit(row: &dyn RowFields, cx: &Context<'_>) -> Checked<Record> {
+    let req = "R7.3";
+    let uscc = valid_uscc(required(row, "uscc", req)?, "uscc", req)?;
+    let name = required(row, "name", req)?;
+    let kind = one_of(
+        row,
+        "kind",
+        &["enterprise", "government", "institution", "social_org"],
+        None,
+        "R7.1",
+    )?;
+    let rep_id = valid_person_id(
+        required(row, "legal_rep_id", req)?,
+        "legal_rep_id",
+        req,
+        cx.today,
+    )?;
+    let mut b = Map::new();
+    b.insert("uscc".into(), json!(uscc));
+    b.insert("name".into(), json!(name));
+    b.insert("kind".into(), json!(kind));
+    seal(cx, &mut b, "legal_rep_id", &rep_id, mask_id)?;
+    seal(
+        cx,
+        &mut b,
+        "legal_rep_name",
+        row.get("legal_rep_name"),
+        mask_name,
+    )?;
+    b.insert("province".into(), json!(row.get("province")));
+    let mut r = record(Kind::Units, uscc.clone(), b);
+    r.holder_hash = Some(cx.vault.hash(&rep_id));
+    r.subtype = Some(kind.to_string());
+    Ok(r)
+}
+
+fn agent(row: &dyn RowFields, tx: &mut dyn Tx) -> Checked<Record> {
+    let req = "R5.1";
+    let id = required(row, "agent_id", req)?;
+    let parent = row.get("parent");
+    if parent != "operator" {
+        return refuse(
+            req,
+            format!(
+                "an agent's parent must be the operator, not {parent:?}: sub-agents are forbidden"
+            ),
+        );
+    }
+    let uscc = valid_uscc(required(row, "uscc", req)?, "uscc", req)?;
+    let state = one_of(
+        row,
+        "state",
+        &["active", "suspended", "cancelled", "blacklisted"],
+        Some("active"),
+        req,
+    )?;
+    if state == "active" || state == "suspended" {
+        let unit = tx.get(Kind::Units, &uscc)?;
+        not_blacklisted(tx, &uscc, unit.as_ref(), "act as an agent")?;
+    }
+    let mut b = Map::new();
+    b.insert("agent_id".into(), json!(id));
+    b.insert("name".into(), json!(row.get("name")));
+    b.insert("uscc".into(), json!(uscc));
+    b.insert("parent".into(), json!(parent));
+    b.insert("state".into(), json!(state));
+    let mut r = record(Kind::Agents, id.to_string(), b);
+    r.unit = Some(uscc);
+    r.state = Some(state.to_string());
+    Ok(r)
+}
+
+fn subscriber(row: &dyn RowFields, tx: &mut dyn Tx, cx: &Context<'_>) -> Checked<Record> {
+    let req = "R2.2";
+    let msisdn = valid_number(required(row, "msisdn", req)?, "msisdn", req)?;
+    let kind = one_of(row, "kind", &["mobile", "iot"], None, req)?;
+    let number_kind = msisdn.classify().kind;
+    let mobile_like = matches!(
+        number_kind,
+        NumberKind::Mobile | NumberKind::Mvno | NumberKind::DataCard | NumberKind::Satellite
+    );
+    if kind == "mobile" && !mobile_like {
+        return refuse(
+            req,
+            format!(
+                "msisdn {msisdn} is a {} number, not a mobile number",
+                number_kind.as_str()
+            ),
+        );
+    }
+    if kind == "iot" && !(mobile_like || number_kind == NumberKind::Iot) {
+        return refuse(
+            "R4.3",
+            format!(
+                "msisdn {msisdn} is a {} number: IoT cards use the 13-digit IoT segments",
+                number_kind.as_str()
+            ),
+        );
+    }
+    let channel = one_of(
+        row,
+        "channel",
+        &["own_store", "agent", "online"],
+        Some(""),
+        req,
+    )?;
+    let verification = one_of(
+        row,
+        "verification",
+        &["id_reader", "online_check", "video_liveness", "none"],
+        Some("none"),
+        "R2.1",
+    )?;
+    let real_name = one_of(
+        row,
+        "real_name",
+        &["verified", "unverified", "pending"],
+        None,
+        "R1.1",
+    )?;
+    let state = one_of(
+        row,
+        "state",
+        &["active", "suspended", "terminated"],
+        None,
+        req,
+    )?;
+    let verified = real_name == "verified";
+    if verified && verification == "none" {
+        return refuse(
+            "R2.1",
+            "a verified subscriber needs a verification method other than none",
+        );
+    }
+    if verified && channel.is_empty() {
+        return refuse(
+            "R2.1",
+            "a verified registration records its channel (own_store, agent or online)",
+        );
+    }
+    if verified && channel == "online" && verification != "video_liveness" {
+        return refuse(
+            "R2.1",
+            format!(
+                "online registration needs a video_liveness identity check, not {verification}"
+            ),
+        );
+    }
+    // The holder: a person's ID for mobile cards, a unit's USCC for IoT cards.
+    let raw_id = row.get("holder_id");
+    let holder_id = if kind == "mobile" && verified {
+        valid_person_id(required(row, "holder_id", req)?, "holder_id", req, cx.today)?
+    } else if !raw_id.is_empty() {
+        match resident_id::validate(raw_id, cx.today) {
+            Ok(f) => f.number().to_string(),
+            Err(_) if !verified => raw_id.to_ascii_uppercase(), // legacy record, kept for backfill
+            Err(e) => {
+                return refuse(
+                    req,
+                    format!(
+                        "holder_id {} is not a valid ID number: {e}",
+                        mask_id(raw_id)
+                    ),
+                )
+            }
+        }
+    } else {
+        String::new()
+    };
+    let holder_uscc = match (kind, row.get("holder_uscc")) {
+        ("iot", "") if verified => {
+            return refuse("R4.2", "IoT cards belong to units: holder_uscc is missing")
+        }
+        (_, "") => String::new(),
+        (_, u) => match Uscc::parse(u) {
+            Ok(u) => u.code,
+            Err(e) if kind == "iot" => {
+                return refuse(
+                    "R4.2",
+                    format!("holder_uscc {u:?} is not a valid USCC: {e}"),
+                )
+            }
+            Err(e) => return refuse(req, format!("holder_uscc {u:?} is not a valid USCC: {e}")),
+        },
+    };
+    let agent_id = row.get("agent_id");
+    if channel == "agent" {
+        if agent_id.is_empty() {
+            return refuse("R5.1", "channel agent needs an agent_id");
+        }
+        match tx.get(Kind::Agents, agent_id)? {
+            None => return refuse("R5.1", format!("agent {agent_id} is not in the ledger")),
+            Some(a) if matches!(a.state.as_deref(), Some("cancelled") | Some("blacklisted")) => {
+                return refuse(
+                    "R5.1",
+                    format!(
+                        "agent {agent_id} is {}: it may not open subscribers",
+                        a.state.unwrap_or_default()
+                    ),
+                );
+            }
+            Some(_) => {}
+        }
+    }
+    let imsi = match row.get("imsi") {
+        "" => String::new(),
+        v => Imsi::parse(v)
+            .map(|i| i.digits)
+            .or_else(|e| refuse(req, format!("imsi {v:?}: {e}")))?,
+    };
+    let imei = match row.get("imei") {
+        "" => String::new(),
+        v => Imei::parse(v)
+            .map(|i| i.digits)
+            .or_else(|e| refuse(req, format!("imei {v:?}: {e}")))?,
+    };
+    let activated_at = optional_time(row, "activated_at", req)?;
+    let roaming = row.get("roaming").to_ascii_uppercase();
+    if !roaming.is_empty()
+        && !(roaming.len() == 2 && roaming.bytes().all(|b| b.is_ascii_uppercase()))
+    {
+        return refuse(
+            req,
+            format!("roaming {roaming:?} is not an ISO 3166 country code"),
+        );
+    }
+    let key = msisdn.e164();
+    let holder_hash = (!holder_id.is_empty()).then(|| cx.vault.hash(&holder_id));
+    // R3.1 一证五卡: counted inside the transaction, under a lock on the holder.
+    if let (Some(h), "mobile", false) = (&holder_hash, kind, state == "terminated") {
+        tx.lock(&format!("holder:{h}"))?;
+        let held = tx.count(&CountQuery {
+            kind: Kind::Subscribers,
+            field: Field::HolderHash,
+            value: h,
+            subtype: Some("mobile"),
+            exclude_state: "terminated",
+            exclude_key: &key,
+        })?;
+        if held >= MAX_CARDS_PER_HOLDER {
+            return refuse("R3.1", format!("holder already has {held} active cards"));
+        }
+    }
+    let mut b = Map::new();
+    b.insert("msisdn".into(), json!(key));
+    b.insert("kind".into(), json!(kind));
+    seal(cx, &mut b, "holder_id", &holder_id, mask_id)?;
+    seal(cx, &mut b, "holder_name", row.get("holder_name"), mask_name)?;
+    b.insert("holder_uscc".into(), json!(holder_uscc));
+    b.insert("province".into(), json!(row.get("province")));
+    b.insert("channel".into(), json!(channel));
+    b.insert("agent_id".into(), json!(agent_id));
+    b.insert("verification".into(), json!(verification));
+    b.insert("real_name".into(), json!(real_name));
+    b.insert("state".into(), json!(state));
+    b.insert("imsi".into(), json!(imsi));
+    b.insert("imei".into(), json!(imei));
+    b.insert("activated_at".into(), json!(activated_at));
+    b.insert("roaming".into(), json!(roaming));
+    let mut r = record(Kind::Subscribers, key, b);
+    r.holder_hash = holder_hash;
+    r.unit = (!holder_uscc.is_empty()).then_some(holder_uscc);
+    r.subtype = Some(kind.to_string());
+    r.state = Some(state.to_string());
+    Ok(r)
+}
+
+fn iot_profile(row: &dyn RowFields, tx: &mut dyn Tx) -> Checked<Record> {
+    let req = "R4.2";
+    let msisdn = valid_number(required(row, "msisdn", req)?, "msisdn", req)?;
+    let key = msisdn.e164();
+    let Some(card) = tx.get(Kind::Subscribers, &key)? else {
+        return refuse(req, format!("{key} is not a subscriber in the ledger"));
+    };
+    if card.subtype.as_deref() != Some("iot") {
+        return refuse(req, format!("{key} is not an IoT card"));
+    }
+    let voice = boolean(row, "voice", req)?;
+    let sms = boolean(row, "sms", req)?;
+    if voice && msisdn.national_len() == 11 {
+        // R4.3: an 11-digit industry card with voice is registered like a public user.
+        let person_verified = card.field("real_name") == "verified" && card.holder_hash.is_some();
+        if !person_verified {
+            return refuse("R4.3", format!("11-digit IoT card {key} with voice enabled needs a verified person holder like a public mobile user"));
+        }
+    }
+    let bound_imei = match row.get("bound_imei") {
+        "" => String::new(),
+        v => Imei::parse(v)
+            .map(|i| i.digits)
+            .or_else(|e| refuse(req, format!("bound_imei {v:?}: {e}")))?,
+    };
+    let mut callees = Vec::new();
+    for e in list(row.get("allowed_callees")) {
+        callees.push(number_pattern(e, "allowed_callees", req)?);
+    }
+    let mut ips = Vec::new();
+    for e in list(row.get("allowed_ips")) {
+        let addr = e.split('/').next().unwrap_or("");
+        let prefix_ok = e
+            .split('/')
+            .nth(1)
+            .is_none_or(|p| p.parse::<u8>().is_ok_and(|p| p <= 128));
+        if addr.parse::<std::net::IpAddr>().is_err() || !prefix_ok {
+            return refuse(
+                req,
+                format!("allowed_ips entry {e:?} is not an IP address or CIDR"),
+            );
+        }
+        ips.push(e.to_string());
+    }
+    let mut b = Map::new();
+    b.insert("msisdn".into(), json!(key));
+    b.insert("voice".into(), json!(voice));
+    b.insert("sms".into(), json!(sms));
+    b.insert("bound_imei".into(), json!(bound_imei));
+    b.insert("allowed_callees".into(), json!(callees));
+    b.insert("allowed_ips".into(), json!(ips));
+    let mut r = record(Kind::IotProfiles, key, b);
+    r.unit = card.unit;
+    Ok(r)
+}
+
+/// The unit a key service or voice line is opened for, checked for R7.1, R7.3 and R25.1.
+fn owner_unit(tx: &mut dyn Tx, raw: &str, col: &str, what: &str) -> Checked<(String, Record)> {
+    if raw.is_empty() {
+        return refuse("R7.1", format!("{col} is missing: {what} only for units"));
+    }
+    let far_future = Date {
+        year: 9999,
+        month: 12,
+        day: 31,
+    };
+    if resident_id::validate(raw, far_future).is_ok() {
+        return refuse(
+            "R7.1",
+            format!("{what} only for units, never for persons ({col} is an ID number)"),
+        );
+    }
+    let uscc = valid_uscc(raw, col, "R7.3")?;
+    let Some(unit) = tx.get(Kind::Units, &uscc)? else {
+        return refuse(
+            "R7.1",
+            format!("unit {uscc} is not in the ledger: {what} only for registered units"),
+        );
+    };
+    Ok((uscc, unit))
+}
+
+fn key_service(row: &dyn RowFields, tx: &mut dyn Tx) -> Checked<Record> {
+    let req = "R7.3";
+    let number = valid_number(required(row, "number", req)?, "number", req)?;
+    let ty = one_of(row, "type", &["400", "yihaotong", "switchboard"], None, req)?;
+    if ty == "400" && !(number.is_chinese() && number.national_string().starts_with("400")) {
+        return refuse(req, format!("type 400 needs a 400 number, not {number}"));
+    }
+    let (uscc, unit) = owner_unit(tx, row.get("unit_uscc"), "unit_uscc", "key services are")?;
+    let channel = row.get("channel");
+    if channel != "own_store" {
+        return refuse("R7.2", format!("key services are opened only through the operator's own stores (own_store), not {channel:?}"));
+    }
+    if unit.field("legal_rep_id").is_empty() {
+        return refuse(
+            req,
+            format!("unit {uscc} has no valid legal representative ID on record"),
+        );
+    }
+    let state = one_of(
+        row,
+        "state",
+        &["active", "suspended", "terminated"],
+        Some("active"),
+        req,
+    )?;
+    if state != "terminated" {
+        not_blacklisted(tx, &uscc, Some(&unit), "hold key services")?;
+    }
+    let key = number.e164();
+    if state != "terminated" {
+        tx.lock(&format!("unit:{uscc}:{ty}"))?;
+        let held = tx.count(&CountQuery {
+            kind: Kind::KeyServices,
+            field: Field::Unit,
+            value: &uscc,
+            subtype: Some(ty),
+            exclude_state: "terminated",
+            exclude_key: &key,
+        })?;
+        if held >= MAX_KEY_SERVICES_PER_TYPE {
+            return refuse(
+                "R7.4",
+                format!("unit {uscc} already holds {held} {ty} numbers"),
+            );
+        }
+    }
+    let mut b = Map::new();
+    b.insert("number".into(), json!(key));
+    b.insert("type".into(), json!(ty));
+    b.insert("unit_uscc".into(), json!(uscc));
+    b.insert("channel".into(), json!(channel));
+    b.insert("purpose".into(), json!(row.get("purpose")));
+    b.insert("state".into(), json!(state));
+    let mut r = record(Kind::KeyServices, key, b);
+    r.unit = Some(uscc);
+    r.subtype = Some(ty.to_string());
+    r.state = Some(state.to_string());
+    Ok(r)
+}
+
+fn trunk(row: &dyn RowFields, tx: &mut dyn Tx) -> Checked<Record> {
+    let req = "R12.1";
+    let id = required(row, "trunk_id", req)?;
+    let kind = one_of(
+        row,
+        "kind",
+        &["international", "interconnect", "voice_line", "access"],
+        None,
+        req,
+    )?;
+    let state = one_of(
+        row,
+        "state",
+        &["active", "suspended", "terminated"],
+        Some("active"),
+        req,
+    )?;
+    let forwarding = boolean(row, "forwarding_approved", "R11.4")?;
+    let mut contracted = Vec::new();
+    for e in list(row.get("contracted_numbers")) {
+        contracted.push(number_pattern(e, "contracted_numbers", req)?);
+    }
+    let mut owner = String::new();
+    if kind == "voice_line" {
+        let raw = row.get("owner_uscc");
+        if raw.is_empty() {
+            return refuse(req, "a voice line needs an owner unit (owner_uscc)");
+        }
+        let (uscc, unit) = owner_unit(tx, raw, "owner_uscc", "voice lines are")?;
+        if contracted.is_empty() {
+            return refuse(req, "a voice line needs contracted numbers");
+        }
+        if state != "terminated" {
+            not_blacklisted(tx, &uscc, Some(&unit), "hold a voice line")?;
+        }
+        owner = uscc;
+    } else if !row.get("owner_uscc").is_empty() {
+        owner = valid_uscc(row.get("owner_uscc"), "owner_uscc", req)?;
+    }
+    let mut b = Map::new();
+    b.insert("trunk_id".into(), json!(id));
+    b.insert("kind".into(), json!(kind));
+    b.insert("owner_uscc".into(), json!(owner));
+    b.insert("peer".into(), json!(row.get("peer")));
+    b.insert("contracted_numbers".into(), json!(contracted));
+    b.insert("forwarding_approved".into(), json!(forwarding));
+    b.insert("state".into(), json!(state));
+    let mut r = record(Kind::Trunks, id.to_string(), b);
+    r.unit = (!owner.is_empty()).then_some(owner);
+    r.subtype = Some(kind.to_string());
+    r.state = Some(state.to_string());
+    Ok(r)
+}
+
+/// Parses `HH:MM-HH:MM` windows (China time); returns them normalised.
+pub fn parse_window(w: &str) -> Option<(u16, u16)> {
+    let (a, b) = w.split_once('-')?;
+    let minutes = |t: &str| -> Option<u16> {
+        let (h, m) = t.trim().split_once(':')?;
+        let (h, m): (u16, u16) = (h.parse().ok()?, m.parse().ok()?);
+        (h <= 24 && m < 60 && h * 60 + m <= 1440).then_some(h * 60 + m)
+    };
+    Some((minutes(a)?, minutes(b)?))
+}
+
+fn outbound_approval(row: &dyn RowFields, tx: &mut dyn Tx) -> Checked<Record> {
+    let req = "R8.1";
+    let service = required(row, "service", req)?;
+    // The service: a 400 / switchboard number, or a voice-line trunk.
+    let as_number = parse(service).ok().filter(|n| n.classify().valid);
+    let ks = match as_number {
+        Some(n) => tx.get(Kind::KeyServices, &n.e164())?,
+        None => None,
+    };
+    let (key, unit, service_kind) = if let Some(ks) = ks {
+        let ty = ks.subtype.clone().unwrap_or_default();
+        if ty == "yihaotong" {
+            return refuse(req, format!("一号通 number {} may not call out", ks.key));
+        }
+        (ks.key.clone(), ks.unit.clone().unwrap_or_default(), ty)
+    } else if let Some(t) = tx.get(Kind::Trunks, service)? {
+        if t.subtype.as_deref() != Some("voice_line") {
+            return refuse(req, format!("trunk {service} is not a voice line: outbound approvals are for 400 / switchboard numbers and voice lines"));
+        }
+        (
+            t.key.clone(),
+            t.unit.clone().unwrap_or_default(),
+            "voice_line".to_string(),
+        )
+    } else {
+        return refuse(
+            req,
+            format!(
+                "service {service:?} is neither a key-service number nor a trunk in the ledger"
+            ),
+        );
+    };
+    // What the unit owns: its key-service numbers and its voice lines' contracted numbers.
+    let mut owned: Vec<String> = Vec::new();
+    for k in tx.find(Kind::KeyServices, Field::Unit, &unit)? {
+        if k.state.as_deref() != Some("terminated") && k.subtype.as_deref() != Some("yihaotong") {
+            owned.push(k.key.clone());
+        }
+    }
+    for t in tx.find(Kind::Trunks, Field::Unit, &unit)? {
+        if t.subtype.as_deref() == Some("voice_line") {
+            if let Some(list) = t.body.get("contracted_numbers").and_then(Value::as_array) {
+                owned.extend(list.iter().filter_map(Value::as_str).map(str::to_string));
+            }
+        }
+    }
+    let mut callers = Vec::new();
+    let raw_callers = list(row.get("allowed_callers"));
+    if raw_callers.is_empty() {
+        return refuse(
+            req,
+            "allowed_callers is missing: the approval names the numbers that may call out",
+        );
+    }
+    for e in raw_callers {
+        let p = number_pattern(e, "allowed_callers", req)?;
+        if !owned.iter().any(|o| pattern_within(&p, o)) {
+            return refuse(
+                req,
+                format!("allowed caller {e} does not belong to unit {unit}"),
+            );
+        }
+        callers.push(p);
+    }
+    let mut windows = Vec::new();
+    for w in list(row.get("windows")) {
+        if parse_window(w).is_none() {
+            return refuse(req, format!("window {w:?} is not HH:MM-HH:MM"));
+        }
+        windows.push(w.to_string());
+    }
+    let limit = |col: &str| -> Checked<Value> {
+        match row.get(col) {
+            "" => Ok(Value::Null),
+            v => v
+                .parse::<u32>()
+                .map(|n| json!(n))
+                .or_else(|_| refuse(req, format!("{col} {v:?} is not a whole number"))),
+        }
+    };
+    let mut b = Map::new();
+    b.insert("service".into(), json!(key));
+    b.insert("service_kind".into(), json!(service_kind));
+    b.insert("allowed_callers".into(), json!(callers));
+    b.insert("purpose".into(), json!(row.get("purpose")));
+    b.insert("windows".into(), json!(windows));
+    b.insert("max_per_hour".into(), limit("max_per_hour")?);
+    b.insert("max_per_day".into(), limit("max_per_day")?);
+    b.insert(
+        "valid_until".into(),
+        json!(optional_time(row, "valid_until", req)?),
+    );
+    let mut r = record(Kind::OutboundApprovals, key, b);
+    r.unit = Some(unit);
+    r.subtype = Some(service_kind);
+    Ok(r)
+}
+
+fn number_block(row: &dyn RowFields) -> Checked<Record> {
+    let req = "R8.2";
+    let raw = required(row, "prefix", req)?;
+    let Some(p) = NationalPrefix::parse(raw.trim_end_matches('*')) else {
+        return refuse(
+            req,
+            format!("prefix {raw:?} is not a national number prefix"),
+        );
+    };
+    let mut b = Map::new();
+    b.insert("prefix".into(), json!(p.to_string()));
+    b.insert("holder".into(), json!(row.get("holder")));
+    Ok(record(Kind::NumberBlocks, p.to_string(), b))
+}
+
+fn simple_number(row: &dyn RowFields, kind: Kind, col: &str, extra: &[&str]) -> Checked<Record> {
+    let req = kind.requirement();
+    let raw = required(row, col, req)?;
+    let n = match parse(raw) {
+        Ok(n) => n,
+        Err(e) => return refuse(req, format!("{col} {raw:?}: {e}")),
+    };
+    let mut b = Map::new();
+    b.insert(col.into(), json!(n.e164()));
+    for c in extra {
+        b.insert((*c).into(), json!(row.get(c)));
+    }
+    Ok(record(kind, n.e164(), b))
+}
+
+fn blocklist(row: &dyn RowFields, cx: &Context<'_>) -> Checked<Record> {
+    let req = "R15.3";
+    let mut r = simple_number(row, Kind::Blocklist, "number", &["reason"])?;
+    let source = one_of(
+        row,
+        "source",
+        &["police_notice", "detection", "complaint", "manual"],
+        None,
+        req,
+    )?;
+    let added = optional_time(row, "added_at", req)?;
+    let expires = optional_time(row, "expires_at", req)?;
+    let b = r.body.as_object_mut().expect("object");
+    b.insert("source".into(), json!(source));
+    b.insert(
+        "added_at".into(),
+        json!(if added.is_empty() {
+            cx.now.to_string()
+        } else {
+            added
+        }),
+    );
+    b.insert("expires_at".into(), json!(expires));
+    r.subtype = Some(source.to_string());
+    Ok(r)
+}
+
+fn blacklist(row: &dyn RowFields, cx: &Context<'_>) -> Checked<Record> {
+    let req = "R25.1";
+    let subject_kind = one_of(row, "subject_kind", &["unit", "person"], None, req)?;
+    let raw = required(row, "subject_id", req)?;
+    let mut b = Map::new();
+    b.insert("subject_kind".into(), json!(subject_kind));
+    let (key, hash) = if subject_kind == "unit" {
+        let uscc = valid_uscc(raw, "subject_id", req)?;
+        b.insert("subject_id".into(), json!(uscc));
+        b.insert("name".into(), json!(row.get("name")));
+        (format!("unit:{uscc}"), None)
+    } else {
+        let id = valid_person_id(raw, "subject_id", req, cx.today)?;
+        let h = cx.vault.hash(&id);
+        seal(cx, &mut b, "subject_id", &id, mask_id)?;
+        seal(cx, &mut b, "name", row.get("name"), mask_name)?;
+        (format!("person:{h}"), Some(h))
+    };
+    for c in ["category", "reason", "source"] {
+        b.insert(c.into(), json!(row.get(c)));
+    }
+    b.insert(
+        "listed_at".into(),
+        json!(optional_time(row, "listed_at", req)?),
+    );
+    let mut r = record(Kind::Blacklist, key, b);
+    r.holder_hash = hash;
+    r.subtype = Some(subject_kind.to_string());
+    Ok(r)
+}

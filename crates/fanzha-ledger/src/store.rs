@@ -1,0 +1,149 @@
+//! The storage boundary. A backend stores records (one per kind and key, with the few
+//! indexed columns the rules query) and an append-only event history, and gives write
+//! transactions in which the rules' reads and the writes are atomic.
+//!
+//! Backends know SQL and their database; they know nothing of the regulation's rules.
+
+use crate::kind::Kind;
+use serde::Serialize;
+use serde_json::Value;
+
+/// A stored record. `body` holds every column of the row (personal data only masked and
+/// sealed, see [`crate::pii`]); the other fields are the indexed columns rules look up by.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Record {
+    /// Kind.
+    pub kind: Kind,
+    /// Key within the kind (normalised: E.164 numbers, upper-case codes).
+    pub key: String,
+    /// Keyed hash of the holder's ID number (subscribers), the legal representative's
+    /// (units) or the person's (blacklist).
+    pub holder_hash: Option<String>,
+    /// The owning unit's USCC (key services, trunks, IoT subscribers, agents).
+    pub unit: Option<String>,
+    /// Sub-type: subscriber kind, key-service type, trunk kind, blacklist subject kind.
+    pub subtype: Option<String>,
+    /// Life-cycle state (active, suspended, terminated, cancelled, …).
+    pub state: Option<String>,
+    /// All fields.
+    pub body: Value,
+}
+
+impl Record {
+    /// A string field of the body ("" when absent).
+    pub fn field(&self, name: &str) -> &str {
+        self.body.get(name).and_then(Value::as_str).unwrap_or("")
+    }
+}
+
+/// One entry of a record's history.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Event {
+    /// Position in the ledger-wide history (increasing).
+    pub seq: i64,
+    /// When (RFC 3339).
+    pub ts: String,
+    /// Who.
+    pub actor: String,
+    /// What: `import`, `suspend`, `pii_revealed`, ….
+    pub command: String,
+    /// Which record.
+    pub kind: Kind,
+    /// Its key.
+    pub key: String,
+    /// Body before (null when created).
+    pub before: Value,
+    /// Body after (null when only read, as for `pii_revealed`).
+    pub after: Value,
+}
+
+/// A field rules count or search by.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Field {
+    /// `holder_hash`.
+    HolderHash,
+    /// `unit`.
+    Unit,
+}
+
+/// What to count: records of `kind` with `field = value`, optionally of one `subtype`, not
+/// in state `exclude_state`, other than the record `exclude_key`.
+#[derive(Clone, Debug)]
+pub struct CountQuery<'a> {
+    /// Kind counted.
+    pub kind: Kind,
+    /// Field matched.
+    pub field: Field,
+    /// Value it must equal.
+    pub value: &'a str,
+    /// Sub-type it must have, if any.
+    pub subtype: Option<&'a str>,
+    /// State not counted (e.g. `terminated`).
+    pub exclude_state: &'a str,
+    /// Key not counted (the record being rewritten).
+    pub exclude_key: &'a str,
+}
+
+/// Errors of a backend.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database said no (connection, constraint, serialisation failure, …).
+    #[error("database error: {0}")]
+    Database(String),
+    /// A stored body that is not JSON (corruption).
+    #[error("corrupt record {kind}/{key}: {reason}")]
+    Corrupt {
+        /// Kind.
+        kind: String,
+        /// Key.
+        key: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A schema newer than this program.
+    #[error("the database schema is version {found}, newer than this program's {supported}")]
+    SchemaTooNew {
+        /// Found.
+        found: i64,
+        /// Supported.
+        supported: i64,
+    },
+}
+
+/// A write transaction. Reads see the transaction's own writes. Dropping it without
+/// [`Tx::commit`] rolls back.
+pub trait Tx {
+    /// One record.
+    fn get(&mut self, kind: Kind, key: &str) -> Result<Option<Record>, StoreError>;
+    /// Records of `kind` whose `field` equals `value`.
+    fn find(&mut self, kind: Kind, field: Field, value: &str) -> Result<Vec<Record>, StoreError>;
+    /// How many records match.
+    fn count(&mut self, q: &CountQuery<'_>) -> Result<u64, StoreError>;
+    /// Serialises concurrent transactions that check a limit on the same subject (one holder,
+    /// one unit) until this transaction ends. Backends whose write transactions are already
+    /// serial may do nothing.
+    fn lock(&mut self, scope: &str) -> Result<(), StoreError>;
+    /// Inserts or replaces a record.
+    fn put(&mut self, record: &Record) -> Result<(), StoreError>;
+    /// Appends a history event (its `seq` is assigned by the store).
+    fn append(&mut self, event: &Event) -> Result<(), StoreError>;
+    /// Makes the transaction durable.
+    fn commit(self: Box<Self>) -> Result<(), StoreError>;
+}
+
+/// A ledger backend.
+pub trait Store: Send {
+    /// Starts a write transaction.
+    fn begin(&mut self) -> Result<Box<dyn Tx + '_>, StoreError>;
+    /// One record (outside any write transaction).
+    fn get(&mut self, kind: Kind, key: &str) -> Result<Option<Record>, StoreError>;
+    /// Every record of a kind, by key.
+    fn scan(&mut self, kind: Kind) -> Result<Vec<Record>, StoreError>;
+    /// History of one record, oldest first.
+    fn history(&mut self, kind: Kind, key: &str) -> Result<Vec<Event>, StoreError>;
+    /// Number of history events in the whole ledger (the ledger's version: it grows with
+    /// every change, so a changed number means something changed).
+    fn version(&mut self) -> Result<i64, StoreError>;
+    /// Name of the backend (`sqlite`, `postgres`).
+    fn backend(&self) -> &'static str;
+}
