@@ -202,7 +202,7 @@ pub fn key_service_rules<S: Store>(connect: &dyn Fn() -> S) {
     csv += &format!("4006001009,400,{b},own_store,客服,active\n"); // 11: R25.1 unit
     csv += &format!("4006001010,400,{c},own_store,客服,active\n"); // 12: R25.1 legal rep
     csv += &format!("01062345678,switchboard,{a},own_store,总机,active\n"); // 13 ok (other type)
-    csv += &format!("4006001011,400,91110000600037342L,own_store,客服,active\n"); // 14: R7.3 bad USCC
+    csv += "4006001011,400,91110000600037342L,own_store,客服,active\n"; // 14: R7.3 bad USCC
     let r = import(&mut l, Kind::KeyServices, &csv);
     assert_eq!((r.accepted, r.refused), (6, 7), "{r:?}");
     assert_eq!(

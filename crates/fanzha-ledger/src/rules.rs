@@ -541,9 +541,8 @@ fn subscriber(row: &dyn RowFields, tx: &mut dyn Tx, cx: &Context<'_>) -> Checked
     };
     let activated_at = optional_time(row, "activated_at", req)?;
     let roaming = row.get("roaming").to_ascii_uppercase();
-    if !roaming.is_empty()
-        && !(roaming.len() == 2 && roaming.bytes().all(|b| b.is_ascii_uppercase()))
-    {
+    let iso_code = roaming.len() == 2 && roaming.bytes().all(|b| b.is_ascii_uppercase());
+    if !roaming.is_empty() && !iso_code {
         return refuse(
             req,
             format!("roaming {roaming:?} is not an ISO 3166 country code"),
