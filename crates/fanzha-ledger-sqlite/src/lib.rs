@@ -93,17 +93,7 @@ impl SqliteStore {
     }
 }
 
-fn row_to_record(
-    row: &rusqlite::Row<'_>,
-) -> rusqlite::Result<(
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    String,
-)> {
+fn row_to_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawRecord> {
     Ok((
         row.get(0)?,
         row.get(1)?,
