@@ -3,7 +3,7 @@
 
 use crate::kind::Kind;
 use crate::pii::PiiVault;
-use crate::rules::{check_row, normalise_key, Context, Refusal, Reject, RowFields};
+use crate::rules::{check_row, hint, normalise_key, Context, Refusal, Reject, RowFields};
 use crate::store::{Event, Record, Store, StoreError, Tx};
 use fanzha_model::Date;
 use serde::Serialize;
@@ -317,6 +317,20 @@ impl<S: Store> Ledger<S> {
         };
         if !row_by_row {
             let mut tx = self.store.begin()?;
+            let (mut keys, mut holders) = (Vec::new(), Vec::new());
+            for rec in batch.iter().filter_map(|(_, r)| r.as_ref().ok()) {
+                let (k, h) = hint(
+                    kind,
+                    &CsvRow {
+                        columns,
+                        record: rec,
+                    },
+                    &self.vault,
+                );
+                keys.extend(k);
+                holders.extend(h);
+            }
+            tx.prefetch(kind, &keys, &holders)?;
             for (line, rec) in batch {
                 tally(process_row(
                     tx.as_mut(),

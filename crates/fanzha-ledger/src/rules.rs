@@ -125,6 +125,30 @@ pub fn normalise_key(kind: Kind, key: &str, vault: &PiiVault) -> String {
     }
 }
 
+/// What a row will read, for [`crate::store::Tx::prefetch`]: its stored key and, for a
+/// mobile card, its holder's hash. Cheap and infallible: a malformed row hints nothing.
+pub fn hint(kind: Kind, row: &dyn RowFields, vault: &PiiVault) -> (Option<String>, Option<String>) {
+    let key_column = match kind {
+        Kind::Units => "uscc",
+        Kind::Agents => "agent_id",
+        Kind::Subscribers | Kind::IotProfiles | Kind::PortedOut => "msisdn",
+        Kind::KeyServices | Kind::OfficialNumbers | Kind::Blocklist => "number",
+        Kind::Trunks => "trunk_id",
+        Kind::OutboundApprovals => "service",
+        Kind::NumberBlocks => "prefix",
+        Kind::Blacklist => {
+            let key = format!("{}:{}", row.get("subject_kind"), row.get("subject_id"));
+            return (Some(normalise_key(kind, &key, vault)), None);
+        }
+    };
+    let key = Some(normalise_key(kind, row.get(key_column), vault));
+    let holder = (kind == Kind::Subscribers
+        && row.get("kind") == "mobile"
+        && !row.get("holder_id").is_empty())
+    .then(|| vault.hash(&normalise_person_id(row.get("holder_id"))));
+    (key, holder)
+}
+
 /// The form an ID number is hashed in: validated and normalised when possible (15→18
 /// digits, upper-case X), else upper-cased as given.
 fn normalise_person_id(id: &str) -> String {

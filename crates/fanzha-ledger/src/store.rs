@@ -58,7 +58,7 @@ pub struct Event {
 }
 
 /// A field rules count or search by.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Field {
     /// `holder_hash`.
     HolderHash,
@@ -123,6 +123,18 @@ pub trait Tx {
     /// one unit) until this transaction ends. Backends whose write transactions are already
     /// serial may do nothing.
     fn lock(&mut self, scope: &str) -> Result<(), StoreError>;
+    /// A hint before a batch of rows: the records about to be read by key and the holders
+    /// whose limits are about to be checked (their locks are taken now, in a fixed order, so
+    /// concurrent batches cannot deadlock). Backends with costly round trips fetch them in
+    /// one go; the default does nothing.
+    fn prefetch(
+        &mut self,
+        _kind: Kind,
+        _keys: &[String],
+        _holder_hashes: &[String],
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
     /// Inserts or replaces a record.
     fn put(&mut self, record: &Record) -> Result<(), StoreError>;
     /// Appends a history event (its `seq` is assigned by the store).

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Starts a throwaway PostgreSQL on 127.0.0.1 for the tests and prints the export line for
+# its URL; `scripts/postgres.sh stop DIR` stops it. Installs Debian's PostgreSQL if absent.
+# Usage: eval "$(scripts/postgres.sh start)"   …   scripts/postgres.sh stop "$FANZHA_PG_DIR"
+set -euo pipefail
+
+port="${FANZHA_PG_PORT:-55432}"
+
+pg_bin() {
+  ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1
+}
+
+case "${1:-start}" in
+start)
+  if [ -z "$(pg_bin)" ] || [ ! -x "$(pg_bin)/initdb" ]; then
+    echo "installing PostgreSQL from Debian's packages" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >&2
+    apt-get install -y -qq postgresql >&2
+  fi
+  bin="$(pg_bin)"
+  dir="$(mktemp -d /tmp/fanzha-pg.XXXXXX)"
+  chown postgres:postgres "$dir" 2>/dev/null || true
+  run() { if [ "$(id -u)" = 0 ]; then su postgres -s /bin/sh -c "$*"; else sh -c "$*"; fi; }
+  run "'$bin/initdb' -D '$dir/data' -A trust -U postgres --no-sync" >/dev/null
+  run "'$bin/pg_ctl' -D '$dir/data' -l '$dir/log' -w -t 60 \
+      -o \"-p $port -k '$dir' -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c max_connections=200\" start" >&2
+  echo "export FANZHA_PG_DIR='$dir' FANZHA_TEST_DATABASE_URL='postgres://postgres@127.0.0.1:$port/postgres'"
+  ;;
+stop)
+  dir="${2:?usage: postgres.sh stop DIR}"
+  bin="$(pg_bin)"
+  if [ "$(id -u)" = 0 ]; then
+    su postgres -s /bin/sh -c "'$bin/pg_ctl' -D '$dir/data' -m fast -w stop" >&2 || true
+  else
+    "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >&2 || true
+  fi
+  rm -rf "$dir"
+  ;;
+*)
+  echo "usage: $0 start | stop DIR" >&2
+  exit 2
+  ;;
+esac
