@@ -11,7 +11,7 @@ use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, HashMap};
 
 /// Rows applied per transaction on import.
-pub const BATCH_ROWS: usize = 2000;
+pub const BATCH_ROWS: usize = 5000;
 
 /// Who acts and when: every write is recorded with both.
 #[derive(Clone, Debug)]

@@ -159,3 +159,25 @@ pub trait Store: Send {
     /// Name of the backend (`sqlite`, `postgres`).
     fn backend(&self) -> &'static str;
 }
+
+/// A boxed backend is a backend: the binary chooses SQLite or PostgreSQL at run time.
+impl Store for Box<dyn Store> {
+    fn begin(&mut self) -> Result<Box<dyn Tx + '_>, StoreError> {
+        (**self).begin()
+    }
+    fn get(&mut self, kind: Kind, key: &str) -> Result<Option<Record>, StoreError> {
+        (**self).get(kind, key)
+    }
+    fn scan(&mut self, kind: Kind) -> Result<Vec<Record>, StoreError> {
+        (**self).scan(kind)
+    }
+    fn history(&mut self, kind: Kind, key: &str) -> Result<Vec<Event>, StoreError> {
+        (**self).history(kind, key)
+    }
+    fn version(&mut self) -> Result<i64, StoreError> {
+        (**self).version()
+    }
+    fn backend(&self) -> &'static str {
+        (**self).backend()
+    }
+}

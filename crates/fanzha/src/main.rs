@@ -2,6 +2,9 @@
 //! place that reads the clock, the environment and the file system, and that chooses the
 //! concrete backends; the library crates get all of that as parameters.
 
+mod backend;
+mod bench;
+mod ledger_cmd;
 mod validate;
 
 use clap::{Parser, Subcommand};
@@ -13,6 +16,8 @@ use std::process::ExitCode;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    store: backend::StoreArgs,
 }
 
 #[derive(Subcommand)]
@@ -20,20 +25,39 @@ enum Command {
     /// Validate identifiers and numbers: one JSON object per value on stdout.
     /// Exit 0 when every value is valid, 1 otherwise, 2 on usage errors.
     Validate(validate::Args),
+    /// The ledger: real-name and key-service records with the regulation's rules.
+    #[command(subcommand)]
+    Ledger(ledger_cmd::LedgerCommand),
+    /// Benchmarks shipped with the product (last output line: one JSON object).
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Validate(args) => validate::run(args),
+        Command::Ledger(cmd) => ledger_cmd::run(cmd, &cli.store),
+        Command::Bench(cmd) => bench::run(cmd, &cli.store),
     };
     match result {
         Ok(code) => code,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("fanzha: {e:#}");
             ExitCode::from(1)
         }
     }
+}
+
+/// Output closed early (`fanzha … | head`): not an error worth a message.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || c.downcast_ref::<serde_json::Error>()
+                .is_some_and(|j| j.io_error_kind() == Some(std::io::ErrorKind::BrokenPipe))
+    })
 }
 
 /// Today's date in China Standard Time (the regulation's and the data's time zone).

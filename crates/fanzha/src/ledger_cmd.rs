@@ -1,0 +1,175 @@
+//! `fanzha ledger …`: import, get, history, audit, enforce-backfill.
+
+use crate::backend::StoreArgs;
+use anyhow::{Context, Result};
+use clap::Subcommand;
+use fanzha_ledger::Kind;
+use serde_json::json;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::str::FromStr;
+
+#[derive(Subcommand)]
+pub enum LedgerCommand {
+    /// Bulk load a CSV file of one kind. Valid rows are applied; each refused row is reported
+    /// as a JSON line {"line","reason","requirement"} (header = line 1), then a summary line.
+    /// Exit 0 all accepted, 2 some refused, 1 nothing processed (unknown kind, missing
+    /// column, unreadable file).
+    Import {
+        /// units, agents, subscribers, iot_profiles, key_services, trunks,
+        /// outbound_approvals, number_blocks, ported_out, official_numbers, blocklist, blacklist
+        kind: String,
+        /// The CSV file (header row required).
+        file: PathBuf,
+    },
+    /// One record as JSON, personal data masked unless --reveal (which is recorded).
+    Get {
+        /// Kind.
+        kind: String,
+        /// Key: number in any form, USCC, trunk id, or person:ID / unit:USCC for the blacklist.
+        key: String,
+        /// Show personal data in clear and record a pii_revealed event.
+        #[arg(long)]
+        reveal: bool,
+    },
+    /// Every event of one record: time, actor, command, before/after.
+    History {
+        /// Kind.
+        kind: String,
+        /// Key.
+        key: String,
+    },
+    /// The compliance report (R1.1, R1.2, R3.2, R6.1, R12.1, R25.1) as JSON.
+    Audit {
+        /// Number prefixes of the MVNO re-verification campaign (R1.2).
+        #[arg(long, value_delimiter = ',', default_value = "170,171")]
+        mvno_prefixes: Vec<String>,
+    },
+    /// R1.1: suspend every subscriber still unverified after the backfill deadline.
+    EnforceBackfill {
+        /// The deadline (RFC 3339; China time without offset). Refused if still in the future.
+        #[arg(long)]
+        deadline: String,
+    },
+}
+
+fn kind(s: &str) -> Result<Kind> {
+    Ok(Kind::from_str(s)?)
+}
+
+pub fn run(cmd: LedgerCommand, store: &StoreArgs) -> Result<ExitCode> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match cmd {
+        LedgerCommand::Import { kind: k, file } => {
+            let kind = kind(&k)?;
+            let data =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let mut ledger = store.ledger()?;
+            let actor = store.actor();
+            let total = bytecount_lines(&data);
+            let bar = (std::io::stderr().is_terminal() && total > 10_000).then(|| {
+                let b = indicatif::ProgressBar::new(total);
+                b.set_style(
+                    indicatif::ProgressStyle::with_template(
+                        "{bar:40} {pos}/{len} rows {per_sec} eta {eta}",
+                    )
+                    .expect("template"),
+                );
+                b
+            });
+            let report = ledger.import_csv(kind, &data, &actor, &mut |done| {
+                if let Some(b) = &bar {
+                    b.set_position(done);
+                }
+            })?;
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+            for r in &report.refusals {
+                serde_json::to_writer(&mut out, r)?;
+                out.write_all(b"\n")?;
+            }
+            serde_json::to_writer(
+                &mut out,
+                &json!({"kind": kind, "accepted": report.accepted, "refused": report.refused}),
+            )?;
+            out.write_all(b"\n")?;
+            Ok(if report.refused == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            })
+        }
+        LedgerCommand::Get {
+            kind: k,
+            key,
+            reveal,
+        } => {
+            let kind = kind(&k)?;
+            let mut ledger = store.ledger()?;
+            let actor = store.actor();
+            match ledger.get(kind, &key, reveal.then_some(&actor))? {
+                Some(v) => {
+                    serde_json::to_writer_pretty(&mut out, &v)?;
+                    out.write_all(b"\n")?;
+                    Ok(ExitCode::SUCCESS)
+                }
+                None => {
+                    eprintln!("fanzha: no {kind} record {key:?}");
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
+        LedgerCommand::History { kind: k, key } => {
+            let kind = kind(&k)?;
+            let mut ledger = store.ledger()?;
+            let events = ledger.history(kind, &key)?;
+            let stored_key = ledger.key(kind, &key);
+            serde_json::to_writer_pretty(
+                &mut out,
+                &json!({"kind": kind, "key": stored_key, "events": events}),
+            )?;
+            out.write_all(b"\n")?;
+            Ok(if events.is_empty() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        LedgerCommand::Audit { mvno_prefixes } => {
+            let mut ledger = store.ledger()?;
+            let prefixes: Vec<&str> = mvno_prefixes.iter().map(String::as_str).collect();
+            let report = ledger.audit(&prefixes)?;
+            serde_json::to_writer_pretty(&mut out, &report)?;
+            out.write_all(b"\n")?;
+            Ok(ExitCode::SUCCESS)
+        }
+        LedgerCommand::EnforceBackfill { deadline } => {
+            let t = fanzha_model::time::parse_time(&deadline).map_err(anyhow::Error::msg)?;
+            let now = chrono::Utc::now();
+            if t > now {
+                anyhow::bail!(
+                    "deadline {} has not passed yet: nothing suspended",
+                    t.to_rfc3339()
+                );
+            }
+            let mut ledger = store.ledger()?;
+            let suspended = ledger.enforce_backfill(&t.to_rfc3339(), &store.actor())?;
+            serde_json::to_writer(
+                &mut out,
+                &json!({"deadline": t.to_rfc3339(), "suspended": suspended.len(), "msisdns": suspended}),
+            )?;
+            out.write_all(b"\n")?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn bytecount_lines(data: &[u8]) -> u64 {
+    data.iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        .saturating_sub(1) as u64
+}
