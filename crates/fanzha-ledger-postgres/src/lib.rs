@@ -133,6 +133,8 @@ pub struct PgTx<'c> {
     /// Order of first writes (so the flush is deterministic).
     written_order: Vec<(Kind, String)>,
     events: Vec<Event>,
+    /// Keys written here, by the (kind, field, value) they are found under.
+    written_by: HashMap<(Kind, Field, String), HashSet<String>>,
     /// Database rows of (kind, field, value) lookups: key → record as stored.
     lists: HashMap<(Kind, Field, String), Vec<Record>>,
     locked: HashSet<String>,
@@ -161,16 +163,18 @@ impl PgTx<'_> {
             .filter(|r| !self.written.contains_key(&(r.kind, r.key.clone())))
             .cloned()
             .collect();
-        let matches = |r: &Record| match field {
-            Field::HolderHash => r.holder_hash.as_deref() == Some(value),
-            Field::Unit => r.unit.as_deref() == Some(value),
-        };
-        out.extend(
-            self.written
-                .values()
-                .filter(|r| r.kind == kind && matches(r))
-                .cloned(),
-        );
+        if let Some(keys) = self.written_by.get(&k) {
+            for key in keys {
+                let r = &self.written[&(kind, key.clone())];
+                let still = match field {
+                    Field::HolderHash => r.holder_hash.as_deref() == Some(value),
+                    Field::Unit => r.unit.as_deref() == Some(value),
+                };
+                if still {
+                    out.push(r.clone());
+                }
+            }
+        }
         out.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(out)
     }
@@ -353,6 +357,17 @@ impl Tx for PgTx<'_> {
 
     fn put(&mut self, record: &Record) -> Result<(), StoreError> {
         let k = (record.kind, record.key.clone());
+        for (field, value) in [
+            (Field::HolderHash, &record.holder_hash),
+            (Field::Unit, &record.unit),
+        ] {
+            if let Some(v) = value {
+                self.written_by
+                    .entry((record.kind, field, v.clone()))
+                    .or_default()
+                    .insert(record.key.clone());
+            }
+        }
         if self.written.insert(k.clone(), record.clone()).is_none() {
             self.written_order.push(k);
         }
@@ -379,6 +394,7 @@ impl Store for PgStore {
             written: HashMap::new(),
             written_order: Vec::new(),
             events: Vec::new(),
+            written_by: HashMap::new(),
             lists: HashMap::new(),
             locked: HashSet::new(),
         }))
