@@ -62,7 +62,9 @@ impl ApprovalCounter {
     /// outside the window).
     pub fn in_last_hour(&self, ts: i64) -> u32 {
         match &self.recent {
-            Recent::Exact { ring, .. } => ring.iter().filter(|&&t| t > ts - HOUR && t <= ts).count() as u32,
+            Recent::Exact { ring, .. } => {
+                ring.iter().filter(|&&t| t > ts - HOUR && t <= ts).count() as u32
+            }
             Recent::Minutes { minute, count } => {
                 let now = ts.div_euclid(60);
                 minute
@@ -126,7 +128,11 @@ impl Counters {
     /// Fresh counters for `snapshot`.
     pub fn new(snapshot: &Snapshot) -> Counters {
         Counters {
-            slots: snapshot.approvals().iter().map(ApprovalCounter::new).collect(),
+            slots: snapshot
+                .approvals()
+                .iter()
+                .map(ApprovalCounter::new)
+                .collect(),
         }
     }
 

@@ -125,7 +125,12 @@ pub struct RuleConfig {
 }
 
 /// Decides one call attempt. Counts it against its outbound approval when allowed.
-pub fn evaluate(s: &Snapshot, call: &CallAttempt, counters: &mut Counters, config: &RuleConfig) -> Verdict {
+pub fn evaluate(
+    s: &Snapshot,
+    call: &CallAttempt,
+    counters: &mut Counters,
+    config: &RuleConfig,
+) -> Verdict {
     let trunk = &s.trunks[call.trunk as usize];
     let kind = trunk.kind;
     let mut rules = RuleSet::EMPTY;
@@ -145,7 +150,10 @@ pub fn evaluate(s: &Snapshot, call: &CallAttempt, counters: &mut Counters, confi
         rules.insert(RuleId::CliWithheld);
     }
     if (intl || inter || voice_line)
-        && matches!(call.caller, Caller::Unparseable | Caller::Number { valid: false, .. })
+        && matches!(
+            call.caller,
+            Caller::Unparseable | Caller::Number { valid: false, .. }
+        )
     {
         rules.insert(RuleId::CliInvalid);
     }
@@ -185,8 +193,11 @@ pub fn evaluate(s: &Snapshot, call: &CallAttempt, counters: &mut Counters, confi
         if ks == Some(KeyServiceType::Yihaotong) {
             rules.insert(RuleId::YihaotongOutbound);
         }
-        let needs_approval = matches!(ks, Some(KeyServiceType::N400) | Some(KeyServiceType::Switchboard))
-            || (voice_line && n.is_chinese() && n.classify().kind == NumberKind::Service);
+        let needs_approval =
+            matches!(
+                ks,
+                Some(KeyServiceType::N400) | Some(KeyServiceType::Switchboard)
+            ) || (voice_line && n.is_chinese() && n.classify().kind == NumberKind::Service);
         counted_approval = outbound(s, trunk, n, call.ts, needs_approval, counters, &mut rules);
     }
     // R11.4 — forwarding on voice lines.
@@ -235,7 +246,11 @@ pub fn evaluate(s: &Snapshot, call: &CallAttempt, counters: &mut Counters, confi
         .filter(|r| !shadow.contains(*r))
         .find_map(RuleId::code);
     let verdict = Verdict {
-        action: if code.is_some() { Action::Block } else { Action::Allow },
+        action: if code.is_some() {
+            Action::Block
+        } else {
+            Action::Allow
+        },
         code: code.unwrap_or(302),
         rules,
         shadow,
@@ -259,7 +274,11 @@ fn outbound(
     counters: &Counters,
     rules: &mut RuleSet,
 ) -> Option<u32> {
-    let by_number = s.approvals_by_number.get(&n.to_bits()).map(Vec::as_slice).unwrap_or(&[]);
+    let by_number = s
+        .approvals_by_number
+        .get(&n.to_bits())
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
     let covering = by_number
         .iter()
         .chain(trunk.approvals.iter())

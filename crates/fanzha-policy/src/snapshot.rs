@@ -249,7 +249,8 @@ impl Snapshot {
 
     /// Adds a blocklisted number with optional expiry.
     pub fn add_blocked(&mut self, n: PhoneNumber, expires: Option<i64>) {
-        self.blocklist.insert(n.to_bits(), expires.unwrap_or(i64::MAX));
+        self.blocklist
+            .insert(n.to_bits(), expires.unwrap_or(i64::MAX));
     }
 
     /// Adds a live key service.
@@ -267,10 +268,19 @@ impl Snapshot {
 
     /// Adds an approval whose service is the key-service number `service`, or the trunk
     /// `trunk_id` when `service` is `None`. Returns false when the trunk is unknown.
-    pub fn add_approval(&mut self, a: Approval, service: Option<PhoneNumber>, trunk_id: &str) -> bool {
+    pub fn add_approval(
+        &mut self,
+        a: Approval,
+        service: Option<PhoneNumber>,
+        trunk_id: &str,
+    ) -> bool {
         let idx = self.approvals.len() as u32;
         match service {
-            Some(n) => self.approvals_by_number.entry(n.to_bits()).or_default().push(idx),
+            Some(n) => self
+                .approvals_by_number
+                .entry(n.to_bits())
+                .or_default()
+                .push(idx),
             None => match self.trunk_index.get(trunk_id) {
                 Some(&t) => self.trunks[t as usize].approvals.push(idx),
                 None => return false,

@@ -12,7 +12,11 @@ fn n(s: &str) -> PhoneNumber {
 fn pattern(items: &[&str]) -> PatternSet {
     let mut p = PatternSet::default();
     for i in items {
-        assert!(p.add_pattern(&if i.ends_with('*') { i.to_string() } else { n(i).e164() }));
+        assert!(p.add_pattern(&if i.ends_with('*') {
+            i.to_string()
+        } else {
+            n(i).e164()
+        }));
     }
     p
 }
@@ -39,8 +43,14 @@ fn province() -> Snapshot {
     }
     s.add_subscriber(n("13500001111"), SubscriberFlags(0));
     s.add_subscriber(n("13500002222"), SubscriberFlags(SubscriberFlags::ROAMING));
-    s.add_subscriber(n("13500003333"), SubscriberFlags(SubscriberFlags::SUSPENDED));
-    s.add_subscriber(n("13500004444"), SubscriberFlags(SubscriberFlags::TERMINATED));
+    s.add_subscriber(
+        n("13500003333"),
+        SubscriberFlags(SubscriberFlags::SUSPENDED),
+    );
+    s.add_subscriber(
+        n("13500004444"),
+        SubscriberFlags(SubscriberFlags::TERMINATED),
+    );
     s.add_subscriber(n("1440123456789"), SubscriberFlags(SubscriberFlags::IOT));
     s.add_subscriber(n("1440123456790"), SubscriberFlags(SubscriberFlags::IOT));
     s.add_iot_profile(
@@ -61,7 +71,18 @@ fn province() -> Snapshot {
     s.add_key_service(n("01062340000"), KeyServiceType::Yihaotong);
     s.add_trunk(trunk("intl", TrunkKind::International, &[], false));
     s.add_trunk(trunk("ic", TrunkKind::Interconnect, &[], false));
-    s.add_trunk(trunk("vl", TrunkKind::VoiceLine, &["1062345*", "4006001000", "4006002000", "01062340000", "95555"], false));
+    s.add_trunk(trunk(
+        "vl",
+        TrunkKind::VoiceLine,
+        &[
+            "1062345*",
+            "4006001000",
+            "4006002000",
+            "01062340000",
+            "95555",
+        ],
+        false,
+    ));
     s.add_trunk(trunk("vl-fwd", TrunkKind::VoiceLine, &["1062345*"], true));
     s.add_trunk(trunk("acc", TrunkKind::Access, &[], false));
     let approval = Approval {
@@ -95,10 +116,20 @@ impl Bench {
     fn new() -> Bench {
         let s = province();
         let c = Counters::new(&s);
-        Bench { s, c, cfg: RuleConfig::default() }
+        Bench {
+            s,
+            c,
+            cfg: RuleConfig::default(),
+        }
     }
 
-    fn call(&mut self, trunk: &str, caller: &str, ts: i64, f: impl FnOnce(&mut CallAttempt)) -> Verdict {
+    fn call(
+        &mut self,
+        trunk: &str,
+        caller: &str,
+        ts: i64,
+        f: impl FnOnce(&mut CallAttempt),
+    ) -> Verdict {
         let mut call = CallAttempt {
             ts,
             trunk: self.s.trunk(trunk).unwrap(),
@@ -150,14 +181,28 @@ fn withheld_on_international_and_interconnect_only() {
 #[test]
 fn domestic_numbers_from_abroad_in_every_form_except_roaming_subscribers() {
     let mut b = Bench::new();
-    for form in ["+8613500001111", "008613500001111", "8613500001111", "013500001111", "13500001111", "17951 13500001111", "+86 10 6234 5678"] {
+    for form in [
+        "+8613500001111",
+        "008613500001111",
+        "8613500001111",
+        "013500001111",
+        "13500001111",
+        "17951 13500001111",
+        "+86 10 6234 5678",
+    ] {
         let v = b.call("intl", form, at(0), |_| {});
         assert_eq!(names(v), ["intl-domestic-cli"], "{form}");
         assert_eq!(v.code, 608);
     }
-    assert!(b.rules("intl", "+8613500002222").is_empty(), "roaming subscriber");
+    assert!(
+        b.rules("intl", "+8613500002222").is_empty(),
+        "roaming subscriber"
+    );
     assert!(b.rules("intl", "+85291234567").is_empty());
-    assert_eq!(b.rules("intl", "+8610 6234 5000"), ["intl-domestic-cli", "intl-spoofed-official"]);
+    assert_eq!(
+        b.rules("intl", "+8610 6234 5000"),
+        ["intl-domestic-cli", "intl-spoofed-official"]
+    );
 }
 
 #[test]
@@ -167,14 +212,19 @@ fn own_numbers_on_interconnect_unless_ported_out() {
     assert_eq!(b.rules("ic", "+86 136 0000 1234"), ["interconnect-own-cli"]);
     assert!(b.rules("ic", "13600009999").is_empty(), "ported out");
     assert!(b.rules("ic", "18900005678").is_empty());
-    assert!(b.rules("vl", "13600001234").contains(&"voice-line-unauthenticated"));
+    assert!(b
+        .rules("vl", "13600001234")
+        .contains(&"voice-line-unauthenticated"));
 }
 
 #[test]
 fn generic_number_is_stripped_not_blocked() {
     let mut b = Bench::new();
     let v = b.call("ic", "18900005678", at(0), |c| c.has_generic_number = true);
-    assert_eq!((v.action, names(v), v.strip_generic_number), (Action::Allow, vec!["generic-number-strip"], true));
+    assert_eq!(
+        (v.action, names(v), v.strip_generic_number),
+        (Action::Allow, vec!["generic-number-strip"], true)
+    );
     let v = b.call("vl", "01062345678", at(0), |c| c.has_generic_number = true);
     assert!(!v.strip_generic_number);
 }
@@ -185,7 +235,10 @@ fn voice_lines_present_only_contracted_own_numbers() {
     assert!(b.rules("vl", "01062345678").is_empty());
     assert!(b.rules("vl", "+86 10 6234 5678").is_empty());
     assert_eq!(b.rules("vl", "01062999999"), ["voice-line-unauthenticated"]);
-    assert_eq!(b.rules("vl", "18900005678"), ["voice-line-unauthenticated", "foreign-number-on-trunk"]);
+    assert_eq!(
+        b.rules("vl", "18900005678"),
+        ["voice-line-unauthenticated", "foreign-number-on-trunk"]
+    );
 }
 
 #[test]
@@ -197,33 +250,77 @@ fn outbound_quota_window_and_approval() {
     assert_eq!((v1.action, v2.action), (Action::Allow, Action::Allow));
     assert_eq!((names(v3), v3.code), (vec!["outbound-over-frequency"], 403));
     // The rolling hour: 60 minutes after the first call, one slot is free again.
-    assert_eq!(b.call("vl", "4006001000", at(90 * 60), |_| {}).action, Action::Allow);
+    assert_eq!(
+        b.call("vl", "4006001000", at(90 * 60), |_| {}).action,
+        Action::Allow
+    );
     // Daily quota 3 is now used up.
-    assert_eq!(names(b.call("vl", "4006001000", at(5 * 3600), |_| {})), ["outbound-over-frequency"]);
+    assert_eq!(
+        names(b.call("vl", "4006001000", at(5 * 3600), |_| {})),
+        ["outbound-over-frequency"]
+    );
     // Window edges: 17:00 excluded, 08:59:59 excluded.
     let mut b = Bench::new();
-    assert_eq!(names(b.call("vl", "4006001000", at(8 * 3600), |_| {})), ["outbound-outside-window"]);
-    assert_eq!(names(b.call("vl", "4006001000", at(-1), |_| {})), ["outbound-outside-window"]);
-    assert_eq!(b.call("vl", "4006001000", at(8 * 3600 - 1), |_| {}).action, Action::Allow);
-    assert_eq!(b.call("vl", "4006001000", at(0), |_| {}).action, Action::Allow);
+    assert_eq!(
+        names(b.call("vl", "4006001000", at(8 * 3600), |_| {})),
+        ["outbound-outside-window"]
+    );
+    assert_eq!(
+        names(b.call("vl", "4006001000", at(-1), |_| {})),
+        ["outbound-outside-window"]
+    );
+    assert_eq!(
+        b.call("vl", "4006001000", at(8 * 3600 - 1), |_| {}).action,
+        Action::Allow
+    );
+    assert_eq!(
+        b.call("vl", "4006001000", at(0), |_| {}).action,
+        Action::Allow
+    );
     // Blocked calls are not counted: only two allowed so far today.
-    assert_eq!(b.call("vl", "4006001000", at(3 * 3600), |_| {}).action, Action::Allow);
+    assert_eq!(
+        b.call("vl", "4006001000", at(3 * 3600), |_| {}).action,
+        Action::Allow
+    );
     // A 400 number without any approval; a 95 service number over a voice line.
     let mut b = Bench::new();
-    assert_eq!(names(b.call("vl", "4006002000", at(0), |_| {})), ["outbound-not-approved"]);
-    assert_eq!(names(b.call("vl", "95555", at(0), |_| {})), ["foreign-number-on-trunk", "outbound-not-approved"]);
+    assert_eq!(
+        names(b.call("vl", "4006002000", at(0), |_| {})),
+        ["outbound-not-approved"]
+    );
+    assert_eq!(
+        names(b.call("vl", "95555", at(0), |_| {})),
+        ["foreign-number-on-trunk", "outbound-not-approved"]
+    );
     // Expired approval.
-    assert_eq!(names(b.call("vl", "4006001000", at(86_400 * 366), |_| {})), ["outbound-not-approved"]);
+    assert_eq!(
+        names(b.call("vl", "4006001000", at(86_400 * 366), |_| {})),
+        ["outbound-not-approved"]
+    );
 }
 
 #[test]
 fn window_crossing_midnight() {
     let mut b = Bench::new();
     // vl-fwd: 22:00-06:00 for 1062345*; 09:00 is outside, 23:00 and 05:59:59 inside, 06:00 outside.
-    assert_eq!(names(b.call("vl-fwd", "01062345678", at(0), |_| {})), ["outbound-outside-window"]);
-    assert_eq!(b.call("vl-fwd", "01062345678", at(14 * 3600), |_| {}).action, Action::Allow);
-    assert_eq!(b.call("vl-fwd", "01062345678", at(21 * 3600 - 1), |_| {}).action, Action::Allow);
-    assert_eq!(names(b.call("vl-fwd", "01062345678", at(21 * 3600), |_| {})), ["outbound-outside-window"]);
+    assert_eq!(
+        names(b.call("vl-fwd", "01062345678", at(0), |_| {})),
+        ["outbound-outside-window"]
+    );
+    assert_eq!(
+        b.call("vl-fwd", "01062345678", at(14 * 3600), |_| {})
+            .action,
+        Action::Allow
+    );
+    assert_eq!(
+        b.call("vl-fwd", "01062345678", at(21 * 3600 - 1), |_| {})
+            .action,
+        Action::Allow
+    );
+    assert_eq!(
+        names(b.call("vl-fwd", "01062345678", at(21 * 3600), |_| {})),
+        ["outbound-outside-window"]
+    );
 }
 
 #[test]
@@ -238,14 +335,18 @@ fn forwarding_needs_approval_on_voice_lines() {
     let mut b = Bench::new();
     let v = b.call("vl", "01062345678", at(0), |c| c.has_diversion = true);
     assert_eq!(names(v), ["forwarding-not-approved"]);
-    let v = b.call("vl-fwd", "01062345678", at(14 * 3600), |c| c.has_diversion = true);
+    let v = b.call("vl-fwd", "01062345678", at(14 * 3600), |c| {
+        c.has_diversion = true
+    });
     assert!(v.rules.is_empty());
 }
 
 #[test]
 fn iot_profiles() {
     let mut b = Bench::new();
-    let v = b.call("acc", "1440123456789", at(0), |c| c.callee = Some(n("10086")));
+    let v = b.call("acc", "1440123456789", at(0), |c| {
+        c.callee = Some(n("10086"))
+    });
     assert_eq!(names(v), ["iot-voice-disabled"]);
     let v = b.call("acc", "1440123456789", at(0), |c| {
         c.service = Service::Sms;
@@ -269,26 +370,43 @@ fn suspended_cards_and_blocklist() {
     assert_eq!(b.rules("acc", "13500003333"), ["subscriber-suspended"]);
     assert_eq!(b.rules("acc", "13500004444"), ["subscriber-suspended"]);
     assert!(b.rules("acc", "13500001111").is_empty());
-    assert!(b.rules("ic", "13500003333").contains(&"interconnect-own-cli"));
+    assert!(b
+        .rules("ic", "13500003333")
+        .contains(&"interconnect-own-cli"));
     let v = b.call("ic", "18900001234", at(0), |_| {});
     assert_eq!((names(v), v.code), (vec!["number-blocklisted"], 608));
     assert_eq!(b.rules("acc", "+86 189 0000 1234"), ["number-blocklisted"]);
     // Expired entries no longer block.
-    assert_eq!(names(b.call("ic", "18900001235", at(3599), |_| {})), ["number-blocklisted"]);
-    assert!(b.call("ic", "18900001235", at(3600), |_| {}).rules.is_empty());
+    assert_eq!(
+        names(b.call("ic", "18900001235", at(3599), |_| {})),
+        ["number-blocklisted"]
+    );
+    assert!(b
+        .call("ic", "18900001235", at(3600), |_| {})
+        .rules
+        .is_empty());
 }
 
 #[test]
 fn code_is_that_of_the_first_blocking_rule_and_shadow_rules_do_not_block() {
     let mut b = Bench::new();
     let v = b.call("intl", "+8618900001234", at(0), |c| c.restricted = true);
-    assert_eq!(names(v), ["cli-withheld", "intl-domestic-cli", "number-blocklisted"]);
+    assert_eq!(
+        names(v),
+        ["cli-withheld", "intl-domestic-cli", "number-blocklisted"]
+    );
     assert_eq!(v.code, 433);
     b.cfg.shadow.insert(RuleId::CliWithheld);
     let v = b.call("intl", "+8618900001234", at(0), |c| c.restricted = true);
     assert_eq!(v.code, 608);
     assert!(v.shadow.contains(RuleId::CliWithheld));
-    b.cfg.shadow = [RuleId::IntlDomesticCli, RuleId::CliWithheld, RuleId::NumberBlocklisted].into_iter().collect();
+    b.cfg.shadow = [
+        RuleId::IntlDomesticCli,
+        RuleId::CliWithheld,
+        RuleId::NumberBlocklisted,
+    ]
+    .into_iter()
+    .collect();
     let v = b.call("intl", "+8618900001234", at(0), |c| c.restricted = true);
     assert_eq!((v.action, v.code), (Action::Allow, 302));
     assert_eq!(v.rules.iter().count(), 3);
@@ -305,5 +423,8 @@ fn counters_survive_a_new_generation() {
     let c = std::mem::take(&mut b.c).rebind(&b.s, &next);
     b.s = next;
     b.c = c;
-    assert_eq!(names(b.call("vl", "4006001000", at(120), |_| {})), ["outbound-over-frequency"]);
+    assert_eq!(
+        names(b.call("vl", "4006001000", at(120), |_| {})),
+        ["outbound-over-frequency"]
+    );
 }

@@ -5,6 +5,7 @@
 mod backend;
 mod bench;
 mod ledger_cmd;
+mod screen_cmd;
 mod validate;
 
 use clap::{Parser, Subcommand};
@@ -28,6 +29,12 @@ enum Command {
     /// The ledger: real-name and key-service records with the regulation's rules.
     #[command(subcommand)]
     Ledger(ledger_cmd::LedgerCommand),
+    /// Screen call attempts (JSON lines) against the store: one verdict per line, in order.
+    /// A line that is no call attempt yields {"id","error"}; exit 2 at the end if any was bad.
+    Screen(screen_cmd::ScreenArgs),
+    /// The hash-chained decision log: verify, retention.
+    #[command(subcommand)]
+    Decisions(screen_cmd::DecisionsCommand),
     /// Benchmarks shipped with the product (last output line: one JSON object).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -39,6 +46,8 @@ fn main() -> ExitCode {
         Command::Validate(args) => validate::run(args),
         Command::Ledger(cmd) => ledger_cmd::run(cmd, &cli.store),
         Command::Bench(cmd) => bench::run(cmd, &cli.store),
+        Command::Screen(args) => screen_cmd::run(args, &cli.store),
+        Command::Decisions(cmd) => screen_cmd::decisions(cmd, &cli.store),
     };
     match result {
         Ok(code) => code,
