@@ -25,7 +25,7 @@ enum Recent {
     /// Timestamps of the last `cap` allowed calls (ring).
     Exact { ring: Vec<i64>, next: usize },
     /// Allowed calls per minute for the last 60 minutes.
-    Minutes { minute: [i64; 60], count: [u32; 60] },
+    Minutes { minute: Box<[i64; 60]>, count: Box<[u32; 60]> },
     /// No hourly quota.
     None,
 }
@@ -47,8 +47,8 @@ impl ApprovalCounter {
                 next: 0,
             },
             Some(_) => Recent::Minutes {
-                minute: [i64::MIN; 60],
-                count: [0; 60],
+                minute: Box::new([i64::MIN; 60]),
+                count: Box::new([0; 60]),
             },
         };
         ApprovalCounter {
@@ -69,7 +69,7 @@ impl ApprovalCounter {
                 let now = ts.div_euclid(60);
                 minute
                     .iter()
-                    .zip(count)
+                    .zip(count.iter())
                     .filter(|(m, _)| **m > now - 60 && **m <= now)
                     .map(|(_, c)| *c)
                     .sum()
