@@ -25,7 +25,10 @@ enum Recent {
     /// Timestamps of the last `cap` allowed calls (ring).
     Exact { ring: Vec<i64>, next: usize },
     /// Allowed calls per minute for the last 60 minutes.
-    Minutes { minute: Box<[i64; 60]>, count: Box<[u32; 60]> },
+    Minutes {
+        minute: Box<[i64; 60]>,
+        count: Box<[u32; 60]>,
+    },
     /// No hourly quota.
     None,
 }

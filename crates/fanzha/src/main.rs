@@ -4,6 +4,7 @@
 
 mod backend;
 mod bench;
+mod demo;
 mod ledger_cmd;
 mod screen_cmd;
 mod validate;
@@ -23,6 +24,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The main job: build a synthetic province in the embedded store, replay a day of
+    /// traffic with planted attacks through screening, print what was stopped.
+    Demo(demo::DemoArgs),
     /// Validate identifiers and numbers: one JSON object per value on stdout.
     /// Exit 0 when every value is valid, 1 otherwise, 2 on usage errors.
     Validate(validate::Args),
@@ -44,6 +48,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Validate(args) => validate::run(args),
+        Command::Demo(args) => demo::run(args, &cli.store),
         Command::Ledger(cmd) => ledger_cmd::run(cmd, &cli.store),
         Command::Bench(cmd) => bench::run(cmd, &cli.store),
         Command::Screen(args) => screen_cmd::run(args, &cli.store),
