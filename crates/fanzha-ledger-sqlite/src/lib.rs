@@ -240,7 +240,7 @@ impl Tx for SqliteTx<'_> {
             r.unit,
             r.subtype,
             r.state,
-            r.body.to_string()
+            serde_json::to_string(&r.body).expect("json")
         ])
         .map_err(db)?;
         Ok(())
@@ -260,8 +260,8 @@ impl Tx for SqliteTx<'_> {
             e.command,
             e.kind.as_str(),
             e.key,
-            e.before.to_string(),
-            e.after.to_string()
+            serde_json::to_string(&e.before).expect("json"),
+            serde_json::to_string(&e.after).expect("json")
         ])
         .map_err(db)?;
         Ok(())

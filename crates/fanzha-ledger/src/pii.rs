@@ -30,6 +30,39 @@ pub enum PiiError {
 pub struct PiiVault {
     mac: Hmac<Sha256>,
     cipher: ChaCha20Poly1305,
+    nonces: std::sync::Arc<NonceSource>,
+}
+
+/// Unique 96-bit nonces without a system call each: a random 64-bit prefix drawn from the OS
+/// per vault, then a 32-bit counter; a fresh prefix is drawn before the counter wraps. Nonce
+/// uniqueness under one key is what ChaCha20-Poly1305 needs; prefixes collide between vaults
+/// only with probability ~n²/2^65.
+struct NonceSource {
+    state: std::sync::Mutex<(u64, u32)>,
+}
+
+impl NonceSource {
+    fn new() -> Result<NonceSource, PiiError> {
+        Ok(NonceSource { state: std::sync::Mutex::new((random_u64()?, 0)) })
+    }
+
+    fn next(&self) -> Result<[u8; 12], PiiError> {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if s.1 == u32::MAX {
+            *s = (random_u64()?, 0);
+        }
+        s.1 += 1;
+        let mut n = [0u8; 12];
+        n[..8].copy_from_slice(&s.0.to_le_bytes());
+        n[8..].copy_from_slice(&s.1.to_le_bytes());
+        Ok(n)
+    }
+}
+
+fn random_u64() -> Result<u64, PiiError> {
+    let mut b = [0u8; 8];
+    getrandom::getrandom(&mut b).map_err(|e| PiiError::Random(e.to_string()))?;
+    Ok(u64::from_le_bytes(b))
 }
 
 impl std::fmt::Debug for PiiVault {
@@ -47,6 +80,7 @@ impl PiiVault {
         Ok(PiiVault {
             mac: <Hmac<Sha256> as Mac>::new_from_slice(&key[..32]).expect("any HMAC key length"),
             cipher: ChaCha20Poly1305::new(Key::from_slice(&key[32..])),
+            nonces: std::sync::Arc::new(NonceSource::new()?),
         })
     }
 
@@ -68,8 +102,7 @@ impl PiiVault {
     /// Encrypts `value` bound to `field` (a ciphertext of one field cannot be replayed into
     /// another). Output: hex of nonce ‖ ciphertext ‖ tag.
     pub fn encrypt(&self, field: &str, value: &str) -> Result<String, PiiError> {
-        let mut nonce = [0u8; 12];
-        getrandom::getrandom(&mut nonce).map_err(|e| PiiError::Random(e.to_string()))?;
+        let nonce = self.nonces.next()?;
         let ct = self
             .cipher
             .encrypt(
