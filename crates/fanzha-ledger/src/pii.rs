@@ -43,7 +43,9 @@ struct NonceSource {
 
 impl NonceSource {
     fn new() -> Result<NonceSource, PiiError> {
-        Ok(NonceSource { state: std::sync::Mutex::new((random_u64()?, 0)) })
+        Ok(NonceSource {
+            state: std::sync::Mutex::new((random_u64()?, 0)),
+        })
     }
 
     fn next(&self) -> Result<[u8; 12], PiiError> {

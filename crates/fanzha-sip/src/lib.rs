@@ -1,0 +1,546 @@
+//! SIP for fanzha — the only crate that knows SIP. An SBC sends its INVITE here and acts on
+//! the answer (RFC 3261 redirect server, stateless): 302 back to the original Request-URI
+//! when the call may pass, or the blocking rule's code (403, 433 Anonymity Disallowed per
+//! RFC 5079, 608 Rejected per RFC 8688, or 603 Network Blocked, the ATIS "603+").
+//!
+//! [`scan`] extracts what a decision needs without copying; [`Handler`] turns one message
+//! into the answer (pure apart from the engine's counters); [`server`] runs it on UDP and
+//! TCP sockets.
+
+pub mod scan;
+pub mod server;
+
+use fanzha_policy::{Action, CallAttempt, Caller, Service, Verdict};
+use fanzha_screen::decision_log::{DecisionLog, Entry};
+use fanzha_screen::wire::VerdictWire;
+use fanzha_screen::Engine;
+use scan::{addr_uri, contact_imei, privacy_restricts, uri_number, uri_param, Request, ScanError};
+use std::collections::{HashMap, VecDeque};
+use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+
+/// An address range mapped to the trunk its traffic arrives on.
+#[derive(Clone, Debug)]
+pub struct TrunkMapEntry {
+    /// Network address.
+    pub net: IpAddr,
+    /// Prefix length.
+    pub prefix: u8,
+    /// Trunk id.
+    pub trunk: String,
+}
+
+impl TrunkMapEntry {
+    /// Parses `CIDR=TRUNK` or `IP=TRUNK`.
+    pub fn parse(s: &str) -> Result<TrunkMapEntry, String> {
+        let (net, trunk) = s
+            .split_once('=')
+            .ok_or_else(|| format!("{s:?}: expected CIDR=TRUNK_ID"))?;
+        let (addr, prefix) = match net.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (net, None),
+        };
+        let ip: IpAddr = addr
+            .trim()
+            .parse()
+            .map_err(|_| format!("{s:?}: {addr:?} is not an IP address"))?;
+        let max = if ip.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("{s:?}: bad prefix length"))?,
+            None => max,
+        };
+        if trunk.trim().is_empty() {
+            return Err(format!("{s:?}: empty trunk id"));
+        }
+        Ok(TrunkMapEntry {
+            net: ip,
+            prefix,
+            trunk: trunk.trim().to_string(),
+        })
+    }
+
+    fn contains(&self, ip: IpAddr) -> bool {
+        match (self.net, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - self.prefix)
+                };
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - self.prefix)
+                };
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// How the redirect server answers.
+#[derive(Clone, Debug)]
+pub struct SipConfig {
+    /// Header carrying the generic number (通用号码).
+    pub generic_header: String,
+    /// Source address → trunk (first match wins; a `tgrp` URI parameter overrides).
+    pub trunk_map: Vec<TrunkMapEntry>,
+    /// Answer blocked calls whose rule code is 608 with 603 Network Blocked + Reason instead.
+    pub use_603_plus: bool,
+    /// The operator's redress contact for 608's Call-Info (RFC 8688).
+    pub redress_uri: String,
+}
+
+impl Default for SipConfig {
+    fn default() -> SipConfig {
+        SipConfig {
+            generic_header: "P-Generic-Number".into(),
+            trunk_map: Vec::new(),
+            use_603_plus: false,
+            redress_uri: "https://fanzha.invalid/redress".into(),
+        }
+    }
+}
+
+/// What to do with one message.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Send this response.
+    Reply(Vec<u8>),
+    /// Send nothing (ACK, responses, unaddressable garbage).
+    Drop,
+}
+
+/// Verdict observer: metrics and logs hook in here.
+pub trait Observer: Send + Sync {
+    /// Called once per decided INVITE.
+    fn verdict(&self, v: &Verdict, nanos: u64);
+}
+
+/// Answers SIP messages with screening verdicts.
+pub struct Handler {
+    engine: Arc<Engine>,
+    config: SipConfig,
+    log: Option<Arc<DecisionLog>>,
+    observer: Option<Arc<dyn Observer>>,
+    answered: Mutex<Answered>,
+}
+
+/// Recent answers by transaction, so a retransmitted INVITE gets the same answer and is not
+/// counted twice. Bounded: the oldest are forgotten first.
+struct Answered {
+    map: HashMap<Vec<u8>, Vec<u8>>,
+    order: VecDeque<Vec<u8>>,
+}
+
+const ANSWERED_MAX: usize = 65_536;
+
+fn reason_phrase(code: u16) -> &'static str {
+    match code {
+        200 => "OK",
+        302 => "Moved Temporarily",
+        400 => "Bad Request",
+        403 => "Forbidden",
+        405 => "Method Not Allowed",
+        433 => "Anonymity Disallowed",
+        501 => "Not Implemented",
+        505 => "Version Not Supported",
+        603 => "Network Blocked",
+        608 => "Rejected",
+        _ => "Unknown",
+    }
+}
+
+fn tag_for(call_id: &[u8]) -> String {
+    // FNV-1a: a deterministic To-tag, identical for every retransmission.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in call_id {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x1000_0000_01b3);
+    }
+    format!("fz{h:016x}")
+}
+
+/// A response to `req` with `code`, copying Via/From/To/Call-ID/CSeq as RFC 3261 §8.2.6
+/// requires (To gets a tag when it has none).
+fn response(req: &Request<'_>, code: u16, extra: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(512);
+    let _ = write!(Text(&mut out), "SIP/2.0 {code} {}\r\n", reason_phrase(code));
+    for v in req.vias() {
+        out.extend_from_slice(b"Via: ");
+        out.extend_from_slice(v);
+        out.extend_from_slice(b"\r\n");
+    }
+    for (name, value) in [
+        ("From", req.from),
+        ("To", req.to),
+        ("Call-ID", req.call_id),
+        ("CSeq", req.cseq),
+    ] {
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value);
+        if name == "To" && !has_tag(value) {
+            out.extend_from_slice(b";tag=");
+            out.extend_from_slice(tag_for(req.call_id).as_bytes());
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(extra.as_bytes());
+    out.extend_from_slice(b"Server: fanzha\r\nContent-Length: 0\r\n\r\n");
+    out
+}
+
+fn has_tag(to: &[u8]) -> bool {
+    let lower = to.to_ascii_lowercase();
+    let after = lower
+        .iter()
+        .rposition(|&b| b == b'>')
+        .map(|i| &lower[i..])
+        .unwrap_or(&lower[..]);
+    after.windows(5).any(|w| w == b";tag=")
+}
+
+struct Text<'a>(&'a mut Vec<u8>);
+impl std::fmt::Write for Text<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
+const KNOWN_METHODS: &[&[u8]] = &[
+    b"BYE",
+    b"REGISTER",
+    b"INFO",
+    b"UPDATE",
+    b"PRACK",
+    b"SUBSCRIBE",
+    b"NOTIFY",
+    b"MESSAGE",
+    b"REFER",
+    b"PUBLISH",
+];
+
+impl Handler {
+    /// A handler over an engine.
+    pub fn new(
+        engine: Arc<Engine>,
+        config: SipConfig,
+        log: Option<Arc<DecisionLog>>,
+        observer: Option<Arc<dyn Observer>>,
+    ) -> Handler {
+        Handler {
+            engine,
+            config,
+            log,
+            observer,
+            answered: Mutex::new(Answered {
+                map: HashMap::new(),
+                order: VecDeque::new(),
+            }),
+        }
+    }
+
+    /// Answers one message received from `src` at unix time `now`. For streams, returns the
+    /// number of bytes consumed as well (0 = incomplete, wait for more).
+    pub fn handle_stream(&self, buf: &[u8], src: SocketAddr, now: i64) -> (usize, Outcome) {
+        match scan::scan(buf, true, &self.config.generic_header) {
+            Ok(req) => {
+                let len = req.len;
+                (len, self.answer(&req, src, now))
+            }
+            Err(ScanError::Framing)
+                if buf.len() < 65_536 && !buf.windows(4).any(|w| w == b"\r\n\r\n") =>
+            {
+                (0, Outcome::Drop)
+            }
+            Err(ScanError::Framing) if buf.len() < 65_536 && content_length_exceeds(buf) => {
+                (0, Outcome::Drop)
+            }
+            Err(e) => (buf.len(), self.refuse(buf, e)),
+        }
+    }
+
+    /// Answers one datagram.
+    pub fn handle_datagram(&self, msg: &[u8], src: SocketAddr, now: i64) -> Outcome {
+        match scan::scan(msg, false, &self.config.generic_header) {
+            Ok(req) => self.answer(&req, src, now),
+            Err(e) => self.refuse(msg, e),
+        }
+    }
+
+    /// A malformed message: 400 (505 for another version) when it can be addressed, else
+    /// nothing. Responses are never answered.
+    fn refuse(&self, msg: &[u8], e: ScanError) -> Outcome {
+        if msg.starts_with(b"SIP/") {
+            return Outcome::Drop;
+        }
+        let Some(req) = addressable(msg) else {
+            return Outcome::Drop;
+        };
+        if req.method == b"ACK" {
+            return Outcome::Drop;
+        }
+        let code = if e == ScanError::Version { 505 } else { 400 };
+        let why = match e {
+            ScanError::StartLine => "malformed request line".to_string(),
+            ScanError::HeaderSyntax => "malformed header".to_string(),
+            ScanError::Framing => "bad Content-Length or framing".to_string(),
+            ScanError::Missing(h) => format!("missing or repeated {h}"),
+            ScanError::Version => "only SIP/2.0 is supported".to_string(),
+            ScanError::CSeq => "CSeq number out of range or method mismatch".to_string(),
+        };
+        Outcome::Reply(response(
+            &req,
+            code,
+            &format!("Warning: 399 fanzha \"{why}\"\r\n"),
+        ))
+    }
+
+    fn answer(&self, req: &Request<'_>, src: SocketAddr, now: i64) -> Outcome {
+        match req.method {
+            b"INVITE" => self.invite(req, src, now),
+            b"ACK" => Outcome::Drop,
+            b"OPTIONS" => Outcome::Reply(response(
+                req,
+                200,
+                "Allow: INVITE, ACK, CANCEL, OPTIONS\r\nAccept: application/sdp\r\n",
+            )),
+            b"CANCEL" => Outcome::Reply(response(req, 200, "")),
+            m if KNOWN_METHODS.contains(&m) => Outcome::Reply(response(
+                req,
+                405,
+                "Allow: INVITE, ACK, CANCEL, OPTIONS\r\n",
+            )),
+            _ => Outcome::Reply(response(req, 501, "")),
+        }
+    }
+
+    fn transaction_key(req: &Request<'_>) -> Vec<u8> {
+        let mut k = Vec::with_capacity(128);
+        k.extend_from_slice(req.call_id);
+        k.push(0);
+        k.extend_from_slice(req.cseq);
+        k.push(0);
+        k.extend_from_slice(req.vias()[0]);
+        k
+    }
+
+    fn invite(&self, req: &Request<'_>, src: SocketAddr, now: i64) -> Outcome {
+        let key = Self::transaction_key(req);
+        if let Some(prev) = self
+            .answered
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .map
+            .get(&key)
+        {
+            return Outcome::Reply(prev.clone());
+        }
+        let started = std::time::Instant::now();
+        let snapshot = self.engine.snapshot();
+        let trunk_id = uri_param(req.uri, "tgrp")
+            .and_then(|t| std::str::from_utf8(t).ok())
+            .map(str::to_string)
+            .or_else(|| {
+                self.config
+                    .trunk_map
+                    .iter()
+                    .find(|e| e.contains(src.ip()))
+                    .map(|e| e.trunk.clone())
+            });
+        let Some(trunk) = trunk_id.as_deref().and_then(|t| snapshot.trunk(t)) else {
+            let why = format!(
+                "Warning: 399 fanzha \"no trunk for source {} ({})\"\r\n",
+                src.ip(),
+                trunk_id.unwrap_or_default()
+            );
+            return Outcome::Reply(response(req, 403, &why));
+        };
+        let identity = req.pai.unwrap_or(req.from);
+        let caller_text = uri_number(addr_uri(identity))
+            .and_then(|u| std::str::from_utf8(u).ok())
+            .unwrap_or("");
+        let callee_text = uri_number(req.uri)
+            .and_then(|u| std::str::from_utf8(u).ok())
+            .unwrap_or("");
+        let call = CallAttempt {
+            ts: now,
+            trunk,
+            caller: Caller::from_presented(caller_text),
+            restricted: req.privacy.is_some_and(privacy_restricts),
+            callee: fanzha_model::parse(callee_text).ok(),
+            has_generic_number: req.generic_number.is_some_and(|g| !g.is_empty()),
+            has_diversion: req.diversion.is_some(),
+            service: Service::Voice,
+            imei: req
+                .contact
+                .and_then(contact_imei)
+                .and_then(|i| std::str::from_utf8(i).ok())
+                .and_then(fanzha_screen::compile::imei_key),
+        };
+        let verdict = self.engine.decide(&snapshot, &call);
+        let reply = self.verdict_response(req, &verdict);
+        if let Some(o) = &self.observer {
+            o.verdict(&verdict, started.elapsed().as_nanos() as u64);
+        }
+        if let Some(log) = &self.log {
+            let id = String::from_utf8_lossy(req.call_id).into_owned();
+            log.log(Entry {
+                ts: now,
+                generation: verdict.generation,
+                call: serde_json::json!({
+                    "id": id, "trunk": trunk_id, "caller": caller_text, "callee": callee_text,
+                    "presentation": if call.restricted { "restricted" } else { "allowed" },
+                    "source": src.to_string(), "transport": "sip",
+                }),
+                verdict: serde_json::to_value(VerdictWire::new(
+                    serde_json::Value::String(id),
+                    &verdict,
+                ))
+                .unwrap_or_default(),
+            });
+        }
+        let mut answered = self.answered.lock().unwrap_or_else(|p| p.into_inner());
+        if answered.map.len() >= ANSWERED_MAX {
+            if let Some(old) = answered.order.pop_front() {
+                answered.map.remove(&old);
+            }
+        }
+        answered.map.insert(key.clone(), reply.clone());
+        answered.order.push_back(key);
+        Outcome::Reply(reply)
+    }
+
+    fn verdict_response(&self, req: &Request<'_>, v: &Verdict) -> Vec<u8> {
+        let rules: Vec<&str> = v.rules.iter().map(|r| r.as_str()).collect();
+        let mut extra = format!("X-Fanzha-Generation: {}\r\n", v.generation);
+        if !rules.is_empty() {
+            let _ = write!(extra, "X-Fanzha-Rules: {}\r\n", rules.join(","));
+        }
+        match v.action {
+            Action::Allow => {
+                let uri = String::from_utf8_lossy(req.uri);
+                let _ = write!(extra, "Contact: <{uri}>\r\n");
+                if v.strip_generic_number {
+                    let _ = write!(extra, "X-Fanzha-Strip: {}\r\n", self.config.generic_header);
+                }
+                response(req, 302, &extra)
+            }
+            Action::Block => {
+                let mut code = v.code;
+                if code == 608 && self.config.use_603_plus {
+                    code = 603;
+                    extra.push_str("Reason: SIP;cause=603;text=\"Network Blocked\"\r\n");
+                } else if code == 608 {
+                    let _ = write!(
+                        extra,
+                        "Call-Info: <{}>;purpose=jwscard\r\n",
+                        self.config.redress_uri
+                    );
+                }
+                if let Some(first) = v.rules.iter().find(|r| r.code() == Some(v.code)) {
+                    let _ = write!(
+                        extra,
+                        "Warning: 399 fanzha \"{} ({})\"\r\n",
+                        first.as_str(),
+                        first.requirement()
+                    );
+                }
+                response(req, code, &extra)
+            }
+        }
+    }
+}
+
+fn content_length_exceeds(buf: &[u8]) -> bool {
+    // A stream whose declared body has not fully arrived yet: wait rather than refuse.
+    let Some(head_end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return true;
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]);
+    for line in head.split("\r\n") {
+        if let Some((n, v)) = line.split_once(':') {
+            let n = n.trim();
+            if n.eq_ignore_ascii_case("content-length") || n == "l" {
+                if let Ok(cl) = v.trim().parse::<usize>() {
+                    return buf.len() < head_end + 4 + cl;
+                }
+            }
+        }
+    }
+    false
+}
+
+/// The headers needed to address an error response, found leniently in a message the strict
+/// scanner refused.
+fn addressable(msg: &[u8]) -> Option<Request<'_>> {
+    let head_end = msg
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| i + 2)
+        .unwrap_or(msg.len());
+    let head = &msg[..head_end];
+    let first = head.split(|&b| b == b'\n').next()?;
+    let method = first
+        .split(|&b| b == b' ')
+        .next()
+        .filter(|m| !m.is_empty())?;
+    let mut req = Request {
+        method,
+        uri: b"",
+        via: [&[][..]; scan::MAX_VIA],
+        via_count: 0,
+        from: &[],
+        to: &[],
+        call_id: &[],
+        cseq: &[],
+        pai: None,
+        privacy: None,
+        diversion: None,
+        generic_number: None,
+        contact: None,
+        len: msg.len(),
+    };
+    for line in head.split(|&b| b == b'\n').skip(1) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            continue;
+        };
+        let name = String::from_utf8_lossy(&line[..colon])
+            .trim()
+            .to_ascii_lowercase();
+        let value = line[colon + 1..].trim_ascii();
+        match name.as_str() {
+            "via" | "v" if req.via_count < scan::MAX_VIA => {
+                req.via[req.via_count] = value;
+                req.via_count += 1;
+            }
+            "from" | "f" => req.from = value,
+            "to" | "t" => req.to = value,
+            "call-id" | "i" => req.call_id = value,
+            "cseq" => req.cseq = value,
+            _ => {}
+        }
+    }
+    let complete = req.via_count > 0
+        && !req.from.is_empty()
+        && !req.to.is_empty()
+        && !req.call_id.is_empty()
+        && !req.cseq.is_empty();
+    complete.then_some(req)
+}
+
+#[cfg(test)]
+mod tests;
