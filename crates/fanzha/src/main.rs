@@ -7,6 +7,7 @@ mod bench;
 mod demo;
 mod ledger_cmd;
 mod screen_cmd;
+mod serve;
 mod validate;
 
 use clap::{Parser, Subcommand};
@@ -33,6 +34,8 @@ enum Command {
     /// The ledger: real-name and key-service records with the regulation's rules.
     #[command(subcommand)]
     Ledger(ledger_cmd::LedgerCommand),
+    /// The long-running service: SIP redirect server (UDP+TCP), HTTP API, metrics, health.
+    Serve(serve::ServeArgs),
     /// Screen call attempts (JSON lines) against the store: one verdict per line, in order.
     /// A line that is no call attempt yields {"id","error"}; exit 2 at the end if any was bad.
     Screen(screen_cmd::ScreenArgs),
@@ -52,6 +55,7 @@ fn main() -> ExitCode {
         Command::Ledger(cmd) => ledger_cmd::run(cmd, &cli.store),
         Command::Bench(cmd) => bench::run(cmd, &cli.store),
         Command::Screen(args) => screen_cmd::run(args, &cli.store),
+        Command::Serve(args) => serve::run(args, &cli.store),
         Command::Decisions(cmd) => screen_cmd::decisions(cmd, &cli.store),
     };
     match result {

@@ -5,7 +5,6 @@ use clap::ValueEnum;
 use fanzha_model::imei::Imei;
 use fanzha_model::imsi::Imsi;
 use fanzha_model::mask::mask_id;
-use fanzha_model::number::{area_name, mobile_home_city};
 use fanzha_model::resident_id::ResidentId;
 use fanzha_model::uscc::Uscc;
 use fanzha_model::{parse, Date};
@@ -139,7 +138,7 @@ pub fn check(what: What, input: &str, today: Date, reveal: bool) -> Value {
         What::Number => {
             o.insert("input".into(), json!(input));
             match parse(input) {
-                Ok(n) => number_details(&mut o, n),
+                Ok(n) => fanzha_api::numbers::number_details(&mut o, n),
                 Err(e) => invalid(&mut o, "unknown", e.to_string()),
             }
         }
@@ -151,35 +150,4 @@ fn invalid(o: &mut Map<String, Value>, kind: &str, reason: String) {
     o.insert("valid".into(), json!(false));
     o.insert("kind".into(), json!(kind));
     o.insert("reason".into(), json!(reason));
-}
-
-/// Everything the numbering plan says about a parsed number (also used by the HTTP API).
-pub fn number_details(o: &mut Map<String, Value>, n: fanzha_model::PhoneNumber) {
-    let info = n.classify();
-    o.insert("valid".into(), json!(info.valid));
-    o.insert("kind".into(), json!(info.kind));
-    o.insert("e164".into(), json!(n.e164()));
-    o.insert("national".into(), json!(n.national_string()));
-    o.insert("country_code".into(), json!(n.country_code()));
-    o.insert("region".into(), json!(info.region));
-    o.insert("type".into(), json!(info.line_type));
-    if let Some(c) = info.carrier {
-        o.insert("carrier".into(), json!(c.zh));
-        o.insert("carrier_en".into(), json!(c.en));
-    }
-    if let Some(city) = mobile_home_city(n) {
-        o.insert("home".into(), json!(city));
-    }
-    if let Some(a) = info.area_code {
-        o.insert("area_code".into(), json!(format!("0{a}")));
-        if let Some(place) = area_name(a) {
-            o.insert("place".into(), json!(place));
-        }
-    }
-    if info.emergency {
-        o.insert("emergency".into(), json!(true));
-    }
-    if let Some(why) = info.invalidity {
-        o.insert("reason".into(), json!(why.to_string()));
-    }
 }

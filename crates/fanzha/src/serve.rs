@@ -1,0 +1,365 @@
+//! `fanzha serve`: one process with the SIP redirect server (UDP and TCP), the HTTP API,
+//! metrics and health, a snapshot refresher that follows the ledger, and graceful shutdown.
+
+use crate::backend::StoreArgs;
+use anyhow::{Context, Result};
+use fanzha_api::metrics::Metrics;
+use fanzha_api::{app, refresh, AppState};
+use fanzha_policy::{RuleConfig, RuleSet};
+use fanzha_screen::compile::compile;
+use fanzha_screen::decision_log::{self, DecisionLog};
+use fanzha_screen::wire::parse_rule_list;
+use fanzha_screen::Engine;
+use fanzha_sip::server::Server;
+use fanzha_sip::{Handler, SipConfig, TrunkMapEntry};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// TOML configuration file (see docs/serve.example.toml); flags override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// SIP listen address (UDP and TCP).
+    #[arg(long)]
+    sip: Option<SocketAddr>,
+    /// HTTP listen address.
+    #[arg(long)]
+    http: Option<SocketAddr>,
+    /// Source address → trunk: CIDR=TRUNK_ID (repeatable).
+    #[arg(long = "trunk-map")]
+    trunk_map: Vec<String>,
+    /// Rules in shadow mode (comma-separated).
+    #[arg(long)]
+    shadow: Option<String>,
+    /// Answer 608 blocks with 603 Network Blocked + Reason (ATIS "603+").
+    #[arg(long = "603-plus")]
+    use_603_plus: bool,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub http: SocketAddr,
+    pub sip: SocketAddr,
+    pub udp_threads: usize,
+    pub sip_config: SipConfig,
+    pub shadow: RuleSet,
+    pub refresh: Duration,
+    pub log_decisions: bool,
+    pub retention_days: i64,
+}
+
+/// Reads the TOML file and the flags, reporting every error at once.
+pub fn load_config(args: &ServeArgs) -> Result<ServeConfig, Vec<String>> {
+    let mut errors = Vec::new();
+    let doc: toml::Table = match &args.config {
+        Some(p) => match std::fs::read_to_string(p) {
+            Ok(t) => match t.parse::<toml::Table>() {
+                Ok(d) => d,
+                Err(e) => return Err(vec![format!("{}: {e}", p.display())]),
+            },
+            Err(e) => return Err(vec![format!("{}: {e}", p.display())]),
+        },
+        None => toml::Table::new(),
+    };
+    let known: &[(&str, &[&str])] = &[
+        ("http", &["listen"]),
+        (
+            "sip",
+            &[
+                "listen",
+                "udp_threads",
+                "generic_header",
+                "use_603_plus",
+                "redress_uri",
+                "trunk_map",
+            ],
+        ),
+        ("screening", &["shadow", "refresh_ms"]),
+        ("decisions", &["enabled", "retention_days"]),
+    ];
+    for (section, v) in &doc {
+        match known.iter().find(|(s, _)| s == section) {
+            None => errors.push(format!("unknown section [{section}]")),
+            Some((_, keys)) => {
+                if let Some(t) = v.as_table() {
+                    for k in t.keys().filter(|k| !keys.contains(&k.as_str())) {
+                        errors.push(format!("unknown key {section}.{k}"));
+                    }
+                } else {
+                    errors.push(format!("{section} must be a table"));
+                }
+            }
+        }
+    }
+    let get = |s: &str, k: &str| doc.get(s).and_then(|t| t.get(k));
+    let mut addr = |s: &str, flag: Option<SocketAddr>, default: &str| -> SocketAddr {
+        if let Some(a) = flag {
+            return a;
+        }
+        match get(s, "listen") {
+            None => default.parse().expect("default address"),
+            Some(v) => match v.as_str().map(str::parse::<SocketAddr>) {
+                Some(Ok(a)) => a,
+                _ => {
+                    errors.push(format!(
+                        "{s}.listen: {v} is not an address like 127.0.0.1:5060"
+                    ));
+                    default.parse().expect("default address")
+                }
+            },
+        }
+    };
+    let http = addr("http", args.http, "127.0.0.1:8080");
+    let sip = addr("sip", args.sip, "127.0.0.1:5060");
+    let int =
+        |s: &str, k: &str, default: i64, min: i64, max: i64, errors: &mut Vec<String>| -> i64 {
+            match get(s, k) {
+                None => default,
+                Some(v) => match v.as_integer() {
+                    Some(n) if (min..=max).contains(&n) => n,
+                    _ => {
+                        errors.push(format!(
+                            "{s}.{k}: {v} is not a whole number in {min}..={max}"
+                        ));
+                        default
+                    }
+                },
+            }
+        };
+    let udp_threads = int("sip", "udp_threads", 2, 1, 64, &mut errors) as usize;
+    let refresh_ms = int("screening", "refresh_ms", 500, 50, 60_000, &mut errors);
+    let retention_days = int("decisions", "retention_days", 180, 1, 36_500, &mut errors);
+    let string = |s: &str, k: &str, default: &str, errors: &mut Vec<String>| -> String {
+        match get(s, k) {
+            None => default.to_string(),
+            Some(v) => v.as_str().map(str::to_string).unwrap_or_else(|| {
+                errors.push(format!("{s}.{k}: {v} is not a string"));
+                default.to_string()
+            }),
+        }
+    };
+    let boolean = |s: &str, k: &str, default: bool, errors: &mut Vec<String>| -> bool {
+        match get(s, k) {
+            None => default,
+            Some(v) => v.as_bool().unwrap_or_else(|| {
+                errors.push(format!("{s}.{k}: {v} is not true or false"));
+                default
+            }),
+        }
+    };
+    let mut trunk_map = Vec::new();
+    let mut map_entries: Vec<String> = Vec::new();
+    match get("sip", "trunk_map") {
+        None => {}
+        Some(v) => match v.as_array() {
+            Some(a) => map_entries.extend(a.iter().map(|x| {
+                x.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| x.to_string())
+            })),
+            None => {
+                errors.push("sip.trunk_map must be an array of \"CIDR=TRUNK_ID\" strings".into())
+            }
+        },
+    }
+    map_entries.extend(args.trunk_map.iter().cloned());
+    for e in &map_entries {
+        match TrunkMapEntry::parse(e) {
+            Ok(t) => trunk_map.push(t),
+            Err(msg) => errors.push(format!("trunk map: {msg}")),
+        }
+    }
+    let shadow_text = match (&args.shadow, get("screening", "shadow")) {
+        (Some(s), _) => s.clone(),
+        (None, Some(v)) => match v.as_array() {
+            Some(a) => a
+                .iter()
+                .filter_map(|x| x.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+            None => {
+                errors.push("screening.shadow must be an array of rule IDs".into());
+                String::new()
+            }
+        },
+        (None, None) => String::new(),
+    };
+    let shadow = parse_rule_list(&shadow_text).unwrap_or_else(|e| {
+        errors.push(format!("screening.shadow: {e}"));
+        RuleSet::EMPTY
+    });
+    let sip_config = SipConfig {
+        generic_header: string("sip", "generic_header", "P-Generic-Number", &mut errors),
+        trunk_map,
+        use_603_plus: args.use_603_plus || boolean("sip", "use_603_plus", false, &mut errors),
+        redress_uri: string(
+            "sip",
+            "redress_uri",
+            "https://fanzha.invalid/redress",
+            &mut errors,
+        ),
+    };
+    let log_decisions = boolean("decisions", "enabled", true, &mut errors);
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(ServeConfig {
+        http,
+        sip,
+        udp_threads,
+        sip_config,
+        shadow,
+        refresh: Duration::from_millis(refresh_ms as u64),
+        log_decisions,
+        retention_days,
+    })
+}
+
+pub fn run(args: ServeArgs, store: &StoreArgs) -> Result<ExitCode> {
+    let config = match load_config(&args) {
+        Ok(c) => c,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("fanzha serve: config error: {e}");
+            }
+            return Ok(ExitCode::from(2));
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("FANZHA_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let mut ledger = store.ledger()?;
+    let (snapshot, report) =
+        compile(ledger.store().as_mut()).context("compile the policy snapshot")?;
+    for s in &report.skipped {
+        tracing::warn!(skipped = %s, "snapshot compile");
+    }
+    let metrics = Arc::new(Metrics::default());
+    metrics
+        .generation
+        .store(snapshot.generation, std::sync::atomic::Ordering::Relaxed);
+    let engine = Arc::new(Engine::new(
+        snapshot,
+        RuleConfig {
+            shadow: config.shadow,
+        },
+    ));
+    let log_dir = store.data_dir.join("decisions");
+    let log = if config.log_decisions {
+        std::fs::create_dir_all(&store.data_dir)?;
+        Some(Arc::new(DecisionLog::open(&log_dir)?))
+    } else {
+        None
+    };
+    let handler = Arc::new(Handler::new(
+        engine.clone(),
+        config.sip_config.clone(),
+        log.clone(),
+        Some(metrics.clone()),
+    ));
+    let sip = Server::start(config.sip, handler, config.udp_threads)
+        .with_context(|| format!("bind SIP {}", config.sip))?;
+    let ledger = Arc::new(Mutex::new(ledger));
+    let clock_store = store.clone();
+    let state = AppState {
+        engine: engine.clone(),
+        ledger: ledger.clone(),
+        log: log.clone(),
+        metrics: metrics.clone(),
+        clock: Arc::new(move || {
+            let a = clock_store.actor();
+            (a.now, a.today)
+        }),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let result = rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(config.http)
+            .await
+            .with_context(|| format!("bind HTTP {}", config.http))?;
+        let http_addr = listener.local_addr()?;
+        // One line for operators and tests: where everything listens.
+        println!(
+            "fanzha serve: http={http_addr} sip_udp={} sip_tcp={} generation={}",
+            sip.udp_addr,
+            sip.tcp_addr,
+            engine.snapshot().generation
+        );
+        tracing::info!(%http_addr, sip_udp = %sip.udp_addr, sip_tcp = %sip.tcp_addr, "listening");
+        // Follow ledger changes made by other processes (CLI imports, other API nodes).
+        let refresher = {
+            let (ledger, engine, metrics) = (ledger.clone(), engine.clone(), metrics.clone());
+            let every = config.refresh;
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(every).await;
+                    let (l, e, m) = (ledger.clone(), engine.clone(), metrics.clone());
+                    match tokio::task::spawn_blocking(move || refresh(&l, &e, &m)).await {
+                        Ok(Err(err)) => tracing::warn!(%err, "snapshot refresh failed"),
+                        Err(err) => tracing::warn!(%err, "snapshot refresh task failed"),
+                        Ok(Ok(_)) => {}
+                    }
+                }
+            })
+        };
+        let retention = {
+            let dir = log_dir.clone();
+            let days = config.retention_days;
+            tokio::spawn(async move {
+                loop {
+                    let cutoff = chrono::Utc::now().timestamp() - days * 86_400;
+                    if let Err(err) = decision_log::apply_retention(&dir, cutoff) {
+                        tracing::warn!(%err, "decision log retention");
+                    }
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                }
+            })
+        };
+        axum::serve(listener, app(state))
+            .with_graceful_shutdown(shutdown_signal())
+            .await?;
+        refresher.abort();
+        retention.abort();
+        tracing::info!("HTTP drained; stopping SIP");
+        sip.shutdown();
+        anyhow::Ok(())
+    });
+    if let Some(log) = log {
+        log.flush();
+    }
+    result?;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,319 @@
+//! `fanzha serve` end to end on real sockets: HTTP on a real port, SIP over UDP and TCP, a
+//! ledger write through the API blocking the next SIP call, SIPp as the real peer, config
+//! validation, graceful shutdown on SIGTERM.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/screen");
+const SIPP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/sipp");
+
+fn fanzha(data: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_fanzha"));
+    c.arg("--data-dir")
+        .arg(data)
+        .env_remove("FANZHA_DATABASE_URL");
+    c
+}
+
+fn import_example(data: &Path) {
+    for kind in [
+        "units",
+        "number_blocks",
+        "subscribers",
+        "key_services",
+        "trunks",
+        "outbound_approvals",
+        "official_numbers",
+        "blocklist",
+    ] {
+        let o = fanzha(data)
+            .args(["ledger", "import", kind, &format!("{EXAMPLE}/{kind}.csv")])
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{kind}");
+    }
+}
+
+struct Service {
+    child: Child,
+    http: SocketAddr,
+    sip_udp: SocketAddr,
+    sip_tcp: SocketAddr,
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(data: &Path, extra: &[&str]) -> Service {
+    let mut child = fanzha(data)
+        .args([
+            "serve",
+            "--http",
+            "127.0.0.1:0",
+            "--sip",
+            "127.0.0.1:0",
+            "--trunk-map",
+            "127.0.0.0/8=intl-a",
+        ])
+        .args(extra)
+        .env("FANZHA_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let field = |name: &str| -> SocketAddr {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("no {name} in {line:?}"))
+            .parse()
+            .unwrap()
+    };
+    Service {
+        http: field("http"),
+        sip_udp: field("sip_udp"),
+        sip_tcp: field("sip_tcp"),
+        child,
+    }
+}
+
+fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: &str,
+) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: fanzha\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out[9..12].parse().unwrap();
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|x| x.1.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+fn invite(caller: &str, call_id: &str, transport: &str) -> String {
+    format!(
+        "INVITE sip:13912345678@fanzha.invalid SIP/2.0\r\nVia: SIP/2.0/{transport} 127.0.0.1:5999;branch=z9hG4bK{call_id}\r\nFrom: <sip:{caller}@127.0.0.1>;tag=1\r\nTo: <sip:13912345678@fanzha.invalid>\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    )
+}
+
+fn sip_udp(addr: SocketAddr, msg: &str) -> String {
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.send_to(msg.as_bytes(), addr).unwrap();
+    let mut buf = [0u8; 4096];
+    let (n, _) = s.recv_from(&mut buf).unwrap();
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+#[test]
+fn http_and_sip_share_one_engine_and_ledger_writes_block_within_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    import_example(dir.path());
+    let svc = start(dir.path(), &[]);
+    let (s, body) = http(svc.http, "GET", "/healthz", "application/json", "");
+    assert_eq!(s, 200, "{body}");
+    let (s, body) = http(
+        svc.http,
+        "POST",
+        "/v1/screen",
+        "application/json",
+        r#"{"id":"h1","ts":"2026-11-30T09:00:00+08:00","trunk":"intl-a","caller":"+8613500001111","callee":"13912345678"}"#,
+    );
+    assert_eq!(s, 200);
+    assert!(body.contains("intl-domestic-cli"), "{body}");
+    // SIP over UDP and TCP.
+    let r = sip_udp(svc.sip_udp, &invite("+85291234567", "u1", "UDP"));
+    assert!(r.starts_with("SIP/2.0 302"), "{r}");
+    let mut t = TcpStream::connect(svc.sip_tcp).unwrap();
+    t.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    t.write_all(invite("+8613500001111", "t1", "TCP").as_bytes())
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    let n = t.read(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("SIP/2.0 608"));
+    // A fraud number added through the API is blocked on the next call.
+    let csv = "number,source,reason,added_at,expires_at\n+85261234567,detection,涉诈,,\n";
+    let (s, body) = http(svc.http, "POST", "/v1/ledger/blocklist", "text/csv", csv);
+    assert_eq!(s, 200, "{body}");
+    let started = std::time::Instant::now();
+    let r = sip_udp(svc.sip_udp, &invite("+85261234567", "u2", "UDP"));
+    assert!(r.starts_with("SIP/2.0 608"), "{r}");
+    assert!(r.contains("number-blocklisted"));
+    assert!(started.elapsed() < Duration::from_secs(1));
+    let (_, metrics) = http(svc.http, "GET", "/metrics", "text/plain", "");
+    assert!(
+        metrics.contains(
+            "fanzha_verdict_rules_total{rule=\"number-blocklisted\",requirement=\"R15.3\"} 1"
+        ),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn sigterm_drains_and_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    import_example(dir.path());
+    let mut svc = start(dir.path(), &[]);
+    let _ = sip_udp(svc.sip_udp, &invite("+85291234567", "g1", "UDP"));
+    let pid = svc.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = svc.child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    let v = fanzha(dir.path())
+        .args(["decisions", "verify"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&v.stdout).contains("\"records\":1"),
+        "{}",
+        String::from_utf8_lossy(&v.stdout)
+    );
+}
+
+#[test]
+fn config_errors_are_all_reported_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(&cfg, "[sip]\nlisten = \"nowhere\"\nudp_threads = 0\ntrunk_map = [\"10.0.0.0/99=x\"]\n[screening]\nshadow = [\"no-such-rule\"]\n[bogus]\n").unwrap();
+    let o = fanzha(dir.path())
+        .args(["serve", "--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    for needle in [
+        "sip.listen",
+        "sip.udp_threads",
+        "prefix length",
+        "no-such-rule",
+        "unknown section [bogus]",
+    ] {
+        assert!(err.contains(needle), "missing {needle:?} in {err}");
+    }
+    // The shipped example is valid.
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/serve.example.toml");
+    let text = std::fs::read_to_string(example)
+        .unwrap()
+        .replace("0.0.0.0:5060", "127.0.0.1:0")
+        .replace("127.0.0.1:8080", "127.0.0.1:0");
+    let ok_cfg = dir.path().join("ok.toml");
+    std::fs::write(&ok_cfg, text).unwrap();
+    let mut child = fanzha(dir.path())
+        .args(["serve", "--config", ok_cfg.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.starts_with("fanzha serve: http="), "{line}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// SIPp (Debian package sip-tester) against the server: allowed (302 + ACK), blocked (608),
+/// anonymous (433), OPTIONS (200). `scripts/test.sh` installs SIPp.
+#[test]
+fn sipp_interop() {
+    let sipp = which("sipp")
+        .expect("SIPp is not installed: run the tests with scripts/test.sh (installs sip-tester)");
+    let dir = tempfile::tempdir().unwrap();
+    import_example(dir.path());
+    let svc = start(dir.path(), &[]);
+    let template = std::fs::read_to_string(format!("{SIPP}/invite.xml")).unwrap();
+    let cases = [
+        ("allowed", "+85291234567", "", "302"),
+        ("blocked", "+8613500001111", "", "608"),
+        ("anonymous", "+85291234567", "      Privacy: id\n", "433"),
+    ];
+    for (name, caller, extra, expect) in cases {
+        let path = dir.path().join(format!("{name}.xml"));
+        std::fs::write(
+            &path,
+            template
+                .replace("{CALLER}", caller)
+                .replace("{EXTRA}", extra)
+                .replace("{EXPECT}", expect),
+        )
+        .unwrap();
+        run_sipp(&sipp, &path, svc.sip_udp, dir.path(), name);
+    }
+    run_sipp(
+        &sipp,
+        Path::new(&format!("{SIPP}/options.xml")),
+        svc.sip_udp,
+        dir.path(),
+        "options",
+    );
+}
+
+fn run_sipp(sipp: &Path, scenario: &Path, target: SocketAddr, dir: &Path, name: &str) {
+    let o = Command::new(sipp)
+        .current_dir(dir)
+        .args([
+            "-sf",
+            scenario.to_str().unwrap(),
+            "-s",
+            "13912345678",
+            "-i",
+            "127.0.0.1",
+            "-m",
+            "3",
+            "-r",
+            "10",
+            "-timeout",
+            "15s",
+            "-nostdin",
+            "-trace_err",
+        ])
+        .arg(target.to_string())
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "SIPp {name} failed: {}\n{}",
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .rev()
+            .take(30)
+            .collect::<Vec<_>>()
+            .join("\n"),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+fn which(bin: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| Path::new(d).join(bin))
+        .find(|p| p.is_file())
+}
