@@ -169,8 +169,8 @@ fn screen_one(state: &AppState, v: Value) -> Value {
                 log.log(Entry {
                     ts: call.ts,
                     generation: verdict.generation,
-                    call: serde_json::to_value(&wire).unwrap_or_default(),
-                    verdict: serde_json::to_value(&out).unwrap_or_default(),
+                    call: serde_json::to_string(&wire).unwrap_or_default(),
+                    verdict: serde_json::to_string(&out).unwrap_or_default(),
                 });
             }
             serde_json::to_value(out).unwrap_or_default()

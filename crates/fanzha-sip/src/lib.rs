@@ -7,6 +7,8 @@
 //! into the answer (pure apart from the engine's counters); [`server`] runs it on UDP and
 //! TCP sockets.
 
+#[cfg(target_os = "linux")]
+pub mod mmsg;
 pub mod scan;
 pub mod server;
 
@@ -139,8 +141,10 @@ pub struct Handler {
 /// Recent answers by transaction, so a retransmitted INVITE gets the same answer and is not
 /// counted twice. Bounded: the oldest are forgotten first.
 struct Answered {
-    map: HashMap<Vec<u8>, Vec<u8>>,
-    order: VecDeque<Vec<u8>>,
+    /// Transaction hash → answer. Allocated at full size up front: growing (rehashing)
+    /// under the lock stalled every INVITE behind it for milliseconds.
+    map: HashMap<u64, Vec<u8>>,
+    order: VecDeque<u64>,
 }
 
 const ANSWERED_MAX: usize = 65_536;
@@ -327,14 +331,19 @@ impl Handler {
         }
     }
 
-    fn transaction_key(req: &Request<'_>) -> Vec<u8> {
-        let mut k = Vec::with_capacity(128);
-        k.extend_from_slice(req.call_id);
-        k.push(0);
-        k.extend_from_slice(req.cseq);
-        k.push(0);
-        k.extend_from_slice(req.vias()[0]);
-        k
+    /// The transaction's identity (Call-ID, CSeq, top Via with its branch) as a 64-bit
+    /// keyed hash: two live transactions collide with probability ~2^-64 per pair.
+    fn transaction_key(req: &Request<'_>) -> u64 {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h =
+            std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+                .build_hasher();
+        h.write(req.call_id);
+        h.write_u8(0);
+        h.write(req.cseq);
+        h.write_u8(0);
+        h.write(req.vias()[0]);
+        h.finish()
     }
 
     fn invite(&self, req: &Request<'_>, src: SocketAddr, now: i64) -> Outcome {
@@ -400,16 +409,16 @@ impl Handler {
             log.log(Entry {
                 ts: now,
                 generation: verdict.generation,
-                call: serde_json::json!({
-                    "id": id, "trunk": trunk_id, "caller": caller_text, "callee": callee_text,
-                    "presentation": if call.restricted { "restricted" } else { "allowed" },
-                    "source": src.to_string(), "transport": "sip",
-                }),
-                verdict: serde_json::to_value(VerdictWire::new(
-                    serde_json::Value::String(id),
-                    &verdict,
-                ))
-                .unwrap_or_default(),
+                call: format!(
+                    "{{\"id\":{},\"trunk\":{},\"caller\":{},\"callee\":{},\"presentation\":\"{}\",\"source\":\"{src}\",\"transport\":\"sip\"}}",
+                    json_text(&id),
+                    json_text(trunk_id.as_deref().unwrap_or("")),
+                    json_text(caller_text),
+                    json_text(callee_text),
+                    if call.restricted { "restricted" } else { "allowed" },
+                ),
+                verdict: serde_json::to_string(&VerdictWire::new(serde_json::Value::String(id), &verdict))
+                    .unwrap_or_default(),
             });
         }
         let mut answered = self.answered.lock().unwrap_or_else(|p| p.into_inner());
@@ -418,7 +427,7 @@ impl Handler {
                 answered.map.remove(&old);
             }
         }
-        answered.map.insert(key.clone(), reply.clone());
+        answered.map.insert(key, reply.clone());
         answered.order.push_back(key);
         Outcome::Reply(reply)
     }
@@ -462,6 +471,11 @@ impl Handler {
             }
         }
     }
+}
+
+/// A JSON string literal.
+fn json_text(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
 }
 
 fn content_length_exceeds(buf: &[u8]) -> bool {

@@ -42,6 +42,7 @@ impl Server {
             .or_else(|_| TcpListener::bind(addr))?;
         let tcp_addr = tcp.local_addr()?;
         udp.set_read_timeout(Some(Duration::from_millis(100)))?;
+        set_buffers(&udp, 16 << 20);
         tcp.set_nonblocking(true)?;
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
@@ -82,22 +83,58 @@ impl Server {
 }
 
 fn udp_loop(sock: UdpSocket, handler: Arc<Handler>, stop: Arc<AtomicBool>) {
-    let mut buf = vec![0u8; 65_536];
-    while !stop.load(Ordering::Relaxed) {
-        let (n, src) = match sock.recv_from(&mut buf) {
-            Ok(x) => x,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                continue
+    #[cfg(target_os = "linux")]
+    {
+        // Batched: one recvmmsg for up to 64 INVITEs, one sendmmsg for their answers.
+        let mut batch = crate::mmsg::RecvBatch::new();
+        let mut replies: Vec<(Vec<u8>, SocketAddr)> = Vec::with_capacity(crate::mmsg::BATCH);
+        while !stop.load(Ordering::Relaxed) {
+            let n = match batch.recv(&sock) {
+                Ok(n) => n,
+                Err(_) => continue, // timeout (stop check) or a transient error
+            };
+            let t = now();
+            replies.clear();
+            for i in 0..n {
+                let (data, src) = batch.get(i);
+                let Some(src) = src else { continue };
+                if let Outcome::Reply(r) = handler.handle_datagram(data, src, t) {
+                    replies.push((r, src));
+                }
             }
-            Err(_) => continue,
-        };
-        if let Outcome::Reply(r) = handler.handle_datagram(&buf[..n], src, now()) {
-            let _ = sock.send_to(&r, src);
+            let _ = crate::mmsg::send_batch(&sock, &replies);
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let mut buf = vec![0u8; 65_536];
+        while !stop.load(Ordering::Relaxed) {
+            let Ok((n, src)) = sock.recv_from(&mut buf) else {
+                continue;
+            };
+            if let Outcome::Reply(r) = handler.handle_datagram(&buf[..n], src, now()) {
+                let _ = sock.send_to(&r, src);
+            }
+        }
+    }
+}
+
+/// Enlarges a socket's kernel buffers (bursts of tens of thousands of datagrams).
+pub fn set_buffers(sock: &UdpSocket, bytes: i32) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        for opt in [libc::SO_RCVBUF, libc::SO_SNDBUF] {
+            // SAFETY: setsockopt with a valid fd and a pointer to an int of the right size.
+            unsafe {
+                libc::setsockopt(
+                    sock.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    opt,
+                    (&bytes as *const i32).cast(),
+                    std::mem::size_of::<i32>() as libc::socklen_t,
+                );
+            }
         }
     }
 }

@@ -21,6 +21,20 @@ pub enum BenchCommand {
     /// Compile a generated province (1 M subscribers, 10 k trunks, 50 k approvals, 100 k
     /// blocklist entries) and screen a realistic call mix on one core. Last line:
     /// {"verdicts_per_sec","p50_ns","p99_ns","subscribers","build_ms","bytes_per_subscriber"}.
+    /// Open-loop SIP load: INVITEs at a fixed rate (sendmmsg/recvmmsg, unique Call-IDs,
+    /// callers and trunks varied over a synthetic province). Last line:
+    /// {"offered_per_sec","answered_per_sec","loss_ratio","p50_us","p99_us","p999_us"}.
+    Sip {
+        /// The redirect server (fanzha serve, Kamailio, …).
+        #[arg(long)]
+        target: std::net::SocketAddr,
+        /// INVITEs per second.
+        #[arg(long, default_value_t = 20_000)]
+        rate: u64,
+        /// Seconds of load.
+        #[arg(long, default_value_t = 5)]
+        duration: u64,
+    },
     Screen {
         /// Subscribers in the province.
         #[arg(long, default_value_t = 1_000_000)]
@@ -35,6 +49,11 @@ pub fn run(cmd: BenchCommand, store: &StoreArgs) -> Result<ExitCode> {
     match cmd {
         BenchCommand::Import { rows } => import(rows, store),
         BenchCommand::Screen { subscribers, calls } => screen(subscribers, calls),
+        BenchCommand::Sip {
+            target,
+            rate,
+            duration,
+        } => sip_load(target, rate, duration),
     }
 }
 
@@ -175,6 +194,152 @@ fn screen(subscribers: u64, calls: u64) -> Result<ExitCode> {
             "subscribers": snapshot.subscriber_count(),
             "build_ms": build_ms,
             "bytes_per_subscriber": (bytes * 10.0).round() / 10.0,
+        })
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One INVITE of the load: caller and trunk drawn from the synthetic province's plan.
+fn load_invite(i: u64, target: std::net::SocketAddr, local: std::net::SocketAddr) -> Vec<u8> {
+    let mut rng = fanzha_synth::Rng::new(i);
+    let (trunk, caller) = match rng.below(10) {
+        0..=5 => (
+            format!("acc-{:04}", rng.below(3)),
+            format!(
+                "+86{}{:08}",
+                ["135", "136", "137", "138", "139", "150"][rng.below(6) as usize],
+                rng.below(166_666)
+            ),
+        ),
+        6..=7 => (
+            format!("ic-{:04}", rng.below(3)),
+            format!(
+                "+86{}{:08}",
+                ["180", "189", "133"][rng.below(3) as usize],
+                rng.below(100_000_000)
+            ),
+        ),
+        _ => (
+            format!("intl-{:04}", rng.below(3)),
+            if rng.below(2) == 0 {
+                "+442079460018".to_string()
+            } else {
+                format!("+86135{:08}", rng.below(100_000_000))
+            },
+        ),
+    };
+    format!(
+        "INVITE sip:+86139{:08};tgrp={trunk};trunk-context=fanzha.invalid@{target};user=phone SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {local};branch=z9hG4bK-{i}\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:{caller}@{local};user=phone>;tag=t{i}\r\n\
+         To: <sip:+86139{:08}@{target}>\r\n\
+         Call-ID: b{i}\r\n\
+         CSeq: 1 INVITE\r\n\
+         Contact: <sip:load@{local}>\r\n\
+         Content-Length: 0\r\n\r\n",
+        i % 100_000_000,
+        i % 100_000_000
+    )
+    .into_bytes()
+}
+
+fn sip_load(target: std::net::SocketAddr, rate: u64, duration: u64) -> Result<ExitCode> {
+    use fanzha_sip::mmsg::{send_batch, RecvBatch};
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+    anyhow::ensure!(
+        rate > 0 && duration > 0,
+        "rate and duration must be positive"
+    );
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    fanzha_sip::server::set_buffers(&sock, 32 << 20);
+    sock.set_read_timeout(Some(std::time::Duration::from_millis(100)))?;
+    let local = sock.local_addr()?;
+    let total = rate * duration;
+    eprintln!("preparing {total} INVITEs …");
+    let msgs: Vec<(Vec<u8>, std::net::SocketAddr)> = (0..total)
+        .map(|i| (load_invite(i, target, local), target))
+        .collect();
+    let sent_at: Arc<Vec<AtomicU64>> = Arc::new((0..total).map(|_| AtomicU64::new(0)).collect());
+    let lat_us: Arc<Vec<AtomicU64>> =
+        Arc::new((0..total).map(|_| AtomicU64::new(u64::MAX)).collect());
+    let done = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let receiver = {
+        let sock = sock.try_clone()?;
+        let (sent_at, lat_us, done) = (sent_at.clone(), lat_us.clone(), done.clone());
+        std::thread::spawn(move || {
+            let mut batch = RecvBatch::new();
+            let mut answered = 0u64;
+            while !done.load(Ordering::Relaxed) {
+                let Ok(n) = batch.recv(&sock) else { continue };
+                let now = start.elapsed().as_nanos() as u64;
+                for k in 0..n {
+                    let (d, _) = batch.get(k);
+                    // Call-ID: b<i>
+                    let Some(p) = d.windows(10).position(|w| w == b"Call-ID: b") else {
+                        continue;
+                    };
+                    let digits: u64 = d[p + 10..]
+                        .iter()
+                        .take_while(|b| b.is_ascii_digit())
+                        .fold(0, |a, &b| a * 10 + (b - b'0') as u64);
+                    if let Some(slot) = lat_us.get(digits as usize) {
+                        let sent = sent_at[digits as usize].load(Ordering::Relaxed);
+                        if slot.load(Ordering::Relaxed) == u64::MAX {
+                            slot.store(now.saturating_sub(sent) / 1000, Ordering::Relaxed);
+                            answered += 1;
+                        }
+                    }
+                }
+            }
+            answered
+        })
+    };
+    // Open loop: send what is due by the clock, whatever the answers do.
+    let mut next = 0usize;
+    while next < msgs.len() {
+        let due = ((start.elapsed().as_secs_f64() * rate as f64) as usize).min(msgs.len());
+        if due <= next {
+            std::thread::sleep(std::time::Duration::from_micros(200));
+            continue;
+        }
+        let end = due.min(next + 256);
+        let now = start.elapsed().as_nanos() as u64;
+        for s in &sent_at[next..end] {
+            s.store(now, Ordering::Relaxed);
+        }
+        let n = send_batch(&sock, &msgs[next..end])?;
+        next += n.max(1);
+    }
+    let send_secs = start.elapsed().as_secs_f64();
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    done.store(true, Ordering::Relaxed);
+    let answered = receiver
+        .join()
+        .map_err(|_| anyhow::anyhow!("receiver panicked"))?;
+    let mut lat: Vec<u64> = lat_us
+        .iter()
+        .map(|a| a.load(Ordering::Relaxed))
+        .filter(|&v| v != u64::MAX)
+        .collect();
+    lat.sort_unstable();
+    let pct = |p: f64| {
+        if lat.is_empty() {
+            0
+        } else {
+            lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)]
+        }
+    };
+    println!(
+        "{}",
+        json!({
+            "target": target.to_string(),
+            "offered_per_sec": (total as f64 / send_secs).round(),
+            "answered_per_sec": (answered as f64 / send_secs).round(),
+            "loss_ratio": 1.0 - answered as f64 / total as f64,
+            "p50_us": pct(0.5), "p99_us": pct(0.99), "p999_us": pct(0.999),
         })
     );
     Ok(ExitCode::SUCCESS)

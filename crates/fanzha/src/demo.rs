@@ -119,8 +119,8 @@ pub fn run(args: DemoArgs, store: &StoreArgs) -> Result<ExitCode> {
         log.log(Entry {
             ts: call.ts,
             generation: v.generation,
-            call: serde_json::to_value(wire)?,
-            verdict: serde_json::to_value(VerdictWire::new(wire.id.clone(), &v))?,
+            call: serde_json::to_string(wire)?,
+            verdict: serde_json::to_string(&VerdictWire::new(wire.id.clone(), &v))?,
         });
         if i % 4096 == 0 {
             b.set_position(i as u64);

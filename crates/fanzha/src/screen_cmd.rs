@@ -77,8 +77,8 @@ pub fn run(args: ScreenArgs, store: &StoreArgs) -> Result<ExitCode> {
                     log.log(Entry {
                         ts: call.ts,
                         generation: verdict.generation,
-                        call: serde_json::to_value(&wire)?,
-                        verdict: serde_json::to_value(&v)?,
+                        call: serde_json::to_string(&wire)?,
+                        verdict: serde_json::to_string(&v)?,
                     });
                 }
             }

@@ -38,6 +38,11 @@ pub struct ServeArgs {
     /// Answer 608 blocks with 603 Network Blocked + Reason (ATIS "603+").
     #[arg(long = "603-plus")]
     use_603_plus: bool,
+    /// Benchmark mode: screen against a generated province of N subscribers (fanzha-synth,
+    /// as `fanzha bench screen` builds it) instead of the ledger's snapshot; the ledger is
+    /// not followed.
+    #[arg(long)]
+    synthetic_province: Option<u64>,
 }
 
 /// The validated configuration.
@@ -237,9 +242,21 @@ pub fn run(args: ServeArgs, store: &StoreArgs) -> Result<ExitCode> {
         )
         .with_writer(std::io::stderr)
         .init();
+    let t = std::time::Instant::now();
+    fanzha_model::number::warm_up();
+    tracing::info!(ms = t.elapsed().as_millis() as u64, "numbering plans ready");
     let mut ledger = store.ledger()?;
-    let (snapshot, report) =
-        compile(ledger.store().as_mut()).context("compile the policy snapshot")?;
+    let (snapshot, report) = match args.synthetic_province {
+        None => compile(ledger.store().as_mut()).context("compile the policy snapshot")?,
+        Some(n) => {
+            let p = fanzha_synth::Province::generate(fanzha_synth::Spec {
+                subscribers: n,
+                ..fanzha_synth::Spec::bench()
+            });
+            fanzha_screen::compile::compile_records(u64::MAX, |k| Ok(p.records(k)))?
+        }
+    };
+    let follow_ledger = args.synthetic_province.is_none();
     for s in &report.skipped {
         tracing::warn!(skipped = %s, "snapshot compile");
     }
@@ -304,6 +321,9 @@ pub fn run(args: ServeArgs, store: &StoreArgs) -> Result<ExitCode> {
             tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(every).await;
+                    if !follow_ledger {
+                        continue;
+                    }
                     let (l, e, m) = (ledger.clone(), engine.clone(), metrics.clone());
                     match tokio::task::spawn_blocking(move || refresh(&l, &e, &m)).await {
                         Ok(Err(err)) => tracing::warn!(%err, "snapshot refresh failed"),

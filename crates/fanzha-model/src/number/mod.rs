@@ -416,6 +416,14 @@ pub fn area_name(area_code: u16) -> Option<&'static str> {
     cn::area_name(area_code)
 }
 
+/// Builds every lazily built table now (Chinese plan, region codes, the patterns of every
+/// country), so that a long-running service pays this at start and not on its first calls.
+pub fn warm_up() {
+    CnTables::get();
+    world::compile_all();
+    let _ = crate::resident_id::region_name(110000);
+}
+
 /// Whether `cc` is an assigned country calling code (per libphonenumber's metadata).
 pub fn is_country_code(cc: u16) -> bool {
     cc == 86 || world::is_country_code(cc)

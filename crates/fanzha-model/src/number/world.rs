@@ -123,6 +123,13 @@ impl Country {
     }
 }
 
+/// Compiles the patterns of every country (normally done on first use per country).
+pub(super) fn compile_all() {
+    for c in countries().values() {
+        c.territories();
+    }
+}
+
 pub(super) fn is_country_code(cc: u16) -> bool {
     countries().contains_key(&cc)
 }
