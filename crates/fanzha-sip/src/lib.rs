@@ -9,6 +9,7 @@
 
 #[cfg(target_os = "linux")]
 pub mod mmsg;
+pub mod full;
 pub mod scan;
 pub mod server;
 
