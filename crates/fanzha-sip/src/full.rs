@@ -39,7 +39,10 @@ fn canonical(name: &str) -> String {
 
 /// Parses a request (datagram form: the body is what Content-Length says, or the rest).
 pub fn parse(msg: &[u8]) -> Result<FullRequest, String> {
-    let text_end = msg.windows(4).position(|w| w == b"\r\n\r\n").ok_or("no end of headers")?;
+    let text_end = msg
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or("no end of headers")?;
     let head = std::str::from_utf8(&msg[..text_end]).map_err(|_| "headers are not UTF-8")?;
     let mut lines: Vec<String> = Vec::new();
     for raw in head.split("\r\n") {
@@ -59,7 +62,9 @@ pub fn parse(msg: &[u8]) -> Result<FullRequest, String> {
     }
     let mut headers = Vec::new();
     for line in it {
-        let (name, value) = line.split_once(':').ok_or_else(|| format!("header without colon: {line:?}"))?;
+        let (name, value) = line
+            .split_once(':')
+            .ok_or_else(|| format!("header without colon: {line:?}"))?;
         let name = canonical(name.trim());
         if name.is_empty() || name.contains(' ') {
             return Err(format!("bad header name in {line:?}"));
@@ -84,7 +89,12 @@ pub fn parse(msg: &[u8]) -> Result<FullRequest, String> {
         Some(_) => return Err("Content-Length larger than the message".into()),
         None => msg[body_start..].to_vec(),
     };
-    Ok(FullRequest { method: parts[0].to_string(), uri: parts[1].to_string(), headers, body })
+    Ok(FullRequest {
+        method: parts[0].to_string(),
+        uri: parts[1].to_string(),
+        headers,
+        body,
+    })
 }
 
 fn split_outside_quotes(v: &str) -> Vec<&str> {
@@ -109,7 +119,10 @@ fn split_outside_quotes(v: &str) -> Vec<&str> {
 impl FullRequest {
     /// The first value of a header (canonical name).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -144,15 +157,22 @@ fn s(b: Option<&[u8]>) -> Option<String> {
 
 /// The decision view through the full parser.
 pub fn decision_view(r: &FullRequest, generic_header: &str) -> DecisionView {
-    let identity = r.header("p-asserted-identity").or(r.header("from")).unwrap_or("");
+    let identity = r
+        .header("p-asserted-identity")
+        .or(r.header("from"))
+        .unwrap_or("");
     DecisionView {
         method: r.method.clone(),
         caller: s(uri_number(addr_uri(identity.as_bytes()))),
         callee: s(uri_number(r.uri.as_bytes())),
-        restricted: r.header("privacy").is_some_and(|p| privacy_restricts(p.as_bytes())),
+        restricted: r
+            .header("privacy")
+            .is_some_and(|p| privacy_restricts(p.as_bytes())),
         diverted: r.header("diversion").is_some() || r.header("history-info").is_some(),
         generic: r.header(&generic_header.to_ascii_lowercase()).is_some(),
-        imei: r.header("contact").and_then(|c| s(contact_imei(c.as_bytes()))),
+        imei: r
+            .header("contact")
+            .and_then(|c| s(contact_imei(c.as_bytes()))),
         tgrp: s(uri_param(r.uri.as_bytes(), "tgrp")),
         vias: r.headers.iter().filter(|(n, _)| n == "via").count(),
         call_id: r.header("call-id").unwrap_or("").to_string(),

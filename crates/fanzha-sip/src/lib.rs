@@ -7,9 +7,9 @@
 //! into the answer (pure apart from the engine's counters); [`server`] runs it on UDP and
 //! TCP sockets.
 
+pub mod full;
 #[cfg(target_os = "linux")]
 pub mod mmsg;
-pub mod full;
 pub mod scan;
 pub mod server;
 

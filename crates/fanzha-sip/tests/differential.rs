@@ -105,9 +105,15 @@ fn agree_on_every_torture_message_both_accept() {
         }
         let m = std::fs::read(&p).unwrap();
         if let (Ok(s), Ok(f)) = (scan::scan(&m, false, "P-Generic-Number"), full::parse(&m)) {
-            let (a, b) = (full::decision_view(&f, "P-Generic-Number"), full::decision_view_of_scan(&s));
+            let (a, b) = (
+                full::decision_view(&f, "P-Generic-Number"),
+                full::decision_view_of_scan(&s),
+            );
             // Folded values keep their line breaks in the zero-copy view; compare unfolded.
-            let unfold = |v: &full::DecisionView| full::DecisionView { call_id: v.call_id.split_whitespace().collect::<Vec<_>>().join(" "), ..v.clone() };
+            let unfold = |v: &full::DecisionView| full::DecisionView {
+                call_id: v.call_id.split_whitespace().collect::<Vec<_>>().join(" "),
+                ..v.clone()
+            };
             assert_eq!(unfold(&a), unfold(&b), "{}", p.display());
             compared += 1;
         }

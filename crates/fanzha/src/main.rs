@@ -6,6 +6,7 @@ mod backend;
 mod bench;
 mod demo;
 mod ledger_cmd;
+mod model_cmd;
 mod screen_cmd;
 mod serve;
 mod validate;
@@ -42,6 +43,9 @@ enum Command {
     /// The hash-chained decision log: verify, retention.
     #[command(subcommand)]
     Decisions(screen_cmd::DecisionsCommand),
+    /// The fraud-number scoring model: train, eval, score.
+    #[command(subcommand)]
+    Model(model_cmd::ModelCommand),
     /// Benchmarks shipped with the product (last output line: one JSON object).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -54,6 +58,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(args, &cli.store),
         Command::Ledger(cmd) => ledger_cmd::run(cmd, &cli.store),
         Command::Bench(cmd) => bench::run(cmd, &cli.store),
+        Command::Model(cmd) => model_cmd::run(cmd),
         Command::Screen(args) => screen_cmd::run(args, &cli.store),
         Command::Serve(args) => serve::run(args, &cli.store),
         Command::Decisions(cmd) => screen_cmd::decisions(cmd, &cli.store),
