@@ -306,6 +306,7 @@ pub fn run(args: ServeArgs, store: &StoreArgs) -> Result<ExitCode> {
             .await
             .with_context(|| format!("bind HTTP {}", config.http))?;
         let http_addr = listener.local_addr()?;
+        let shutdown = shutdown_signal();
         // One line for operators and tests: where everything listens.
         println!(
             "fanzha serve: http={http_addr} sip_udp={} sip_tcp={} generation={}",
@@ -347,7 +348,7 @@ pub fn run(args: ServeArgs, store: &StoreArgs) -> Result<ExitCode> {
             })
         };
         axum::serve(listener, app(state))
-            .with_graceful_shutdown(shutdown_signal())
+            .with_graceful_shutdown(shutdown)
             .await?;
         refresher.abort();
         retention.abort();
@@ -363,23 +364,40 @@ pub fn run(args: ServeArgs, store: &StoreArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Registers SIGTERM and Ctrl-C handlers now (before the service says it is listening, so a
+/// signal sent right after that line is never lost) and resolves when one arrives.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    #[cfg(unix)]
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
+    async move {
+        #[cfg(unix)]
+        {
+            let term_recv = async {
+                match term.as_mut() {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            let int_recv = async {
+                match int.as_mut() {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = term_recv => {},
+                _ = int_recv => {},
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
