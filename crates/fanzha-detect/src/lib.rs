@@ -7,6 +7,7 @@
 
 pub mod gbdt;
 pub mod metrics;
+pub mod monitor;
 
 pub use gbdt::{Model, Params};
 

@@ -7,6 +7,7 @@ mod bench;
 mod demo;
 mod ledger_cmd;
 mod model_cmd;
+mod monitor_cmd;
 mod screen_cmd;
 mod serve;
 mod validate;
@@ -43,6 +44,8 @@ enum Command {
     /// The hash-chained decision log: verify, retention.
     #[command(subcommand)]
     Decisions(screen_cmd::DecisionsCommand),
+    /// Batch run of the bad-number monitor over call records; alerts as JSON lines.
+    Monitor(monitor_cmd::MonitorArgs),
     /// The fraud-number scoring model: train, eval, score.
     #[command(subcommand)]
     Model(model_cmd::ModelCommand),
@@ -59,6 +62,7 @@ fn main() -> ExitCode {
         Command::Ledger(cmd) => ledger_cmd::run(cmd, &cli.store),
         Command::Bench(cmd) => bench::run(cmd, &cli.store),
         Command::Model(cmd) => model_cmd::run(cmd),
+        Command::Monitor(args) => monitor_cmd::run(args),
         Command::Screen(args) => screen_cmd::run(args, &cli.store),
         Command::Serve(args) => serve::run(args, &cli.store),
         Command::Decisions(cmd) => screen_cmd::decisions(cmd, &cli.store),

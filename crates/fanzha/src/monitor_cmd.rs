@@ -1,0 +1,158 @@
+//! `fanzha monitor --cdr FILE [--format native|sichuan|jsonl] [--rules FILE]`: the batch
+//! monitor. Alerts as JSON lines on stdout; a summary (records, bad records, alerts, active
+//! numbers) on stderr. Bad records are counted and reported, never fatal.
+
+use anyhow::{Context, Result};
+use clap::ValueEnum;
+use fanzha_detect::monitor::{default_rules, parse_record, parse_rules, Format, Monitor};
+use serde_json::{json, Value};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Copy, Clone, ValueEnum)]
+enum CdrFormat {
+    /// start,caller,callee,duration_s,trunk,imei,cell
+    Native,
+    /// Sichuan train_voc: phone_no_m,opposite_no_m,calltype_id,start_datetime,call_dur,city_name,county_name,imei_m
+    Sichuan,
+    /// JSON lines with the native fields.
+    Jsonl,
+}
+
+#[derive(clap::Args)]
+pub struct MonitorArgs {
+    /// Call records file.
+    #[arg(long)]
+    cdr: PathBuf,
+    /// Record format.
+    #[arg(long, value_enum, default_value = "native")]
+    format: CdrFormat,
+    /// Threshold rules (TOML: [[rule]] id, feature, class, warning, critical, min_calls);
+    /// default: the built-in rules.
+    #[arg(long)]
+    rules: Option<PathBuf>,
+}
+
+pub fn run(args: MonitorArgs) -> Result<ExitCode> {
+    let rules = match &args.rules {
+        None => default_rules(),
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read {}", p.display()))?;
+            let doc: toml::Table = text.parse().with_context(|| format!("{}", p.display()))?;
+            let json = serde_json::to_string(&doc)?;
+            match parse_rules(&json) {
+                Ok(r) => r,
+                Err(errors) => {
+                    for e in errors {
+                        eprintln!("fanzha monitor: {}: {e}", p.display());
+                    }
+                    return Ok(ExitCode::from(2));
+                }
+            }
+        }
+    };
+    let data =
+        std::fs::read(&args.cdr).with_context(|| format!("cannot read {}", args.cdr.display()))?;
+    let mut monitor = Monitor::new(rules);
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let (mut bad, mut alerts) = (0u64, 0u64);
+    let emit = |a: fanzha_detect::monitor::Alert, out: &mut dyn Write| -> Result<()> {
+        let ts = chrono::DateTime::from_timestamp(a.ts, 0)
+            .map(|t| t.with_timezone(&fanzha_model::time::cst()).to_rfc3339())
+            .unwrap_or_default();
+        let mut v = serde_json::to_value(&a)?;
+        v["ts"] = Value::String(ts);
+        serde_json::to_writer(&mut *out, &v)?;
+        out.write_all(b"\n")?;
+        Ok(())
+    };
+    let mut report_bad = |line: u64, why: String| {
+        if bad < 20 {
+            eprintln!("fanzha monitor: line {line}: {why}");
+        }
+        bad += 1;
+    };
+    match args.format {
+        CdrFormat::Native | CdrFormat::Sichuan => {
+            let format = if matches!(args.format, CdrFormat::Native) {
+                Format::Native
+            } else {
+                Format::Sichuan
+            };
+            let mut r = csv::ReaderBuilder::new()
+                .flexible(true)
+                .from_reader(&data[..]);
+            let headers: Vec<String> = r
+                .headers()?
+                .iter()
+                .map(|h| h.trim().to_ascii_lowercase())
+                .collect();
+            for rec in r.records() {
+                let rec = match rec {
+                    Ok(rec) => rec,
+                    Err(e) => {
+                        report_bad(e.position().map(|p| p.line()).unwrap_or(0), e.to_string());
+                        continue;
+                    }
+                };
+                let line = rec.position().map(|p| p.line()).unwrap_or(0);
+                let get = |k: &str| {
+                    headers
+                        .iter()
+                        .position(|h| h == k)
+                        .and_then(|i| rec.get(i))
+                        .map(str::to_string)
+                };
+                match parse_record(format, &get) {
+                    Ok(c) => {
+                        if let Some(a) = monitor.add(&c) {
+                            alerts += 1;
+                            emit(a, &mut out)?;
+                        }
+                    }
+                    Err(why) => report_bad(line, why),
+                }
+            }
+        }
+        CdrFormat::Jsonl => {
+            for (i, line) in data.split(|&b| b == b'\n').enumerate() {
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                let v: Value = match serde_json::from_slice(line) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        report_bad(i as u64 + 1, e.to_string());
+                        continue;
+                    }
+                };
+                let get = |k: &str| {
+                    v.get(k).and_then(|x| match x {
+                        Value::String(s) => Some(s.clone()),
+                        Value::Null => None,
+                        other => Some(other.to_string()),
+                    })
+                };
+                match parse_record(Format::JsonLines, &get) {
+                    Ok(c) => {
+                        if let Some(a) = monitor.add(&c) {
+                            alerts += 1;
+                            emit(a, &mut out)?;
+                        }
+                    }
+                    Err(why) => report_bad(i as u64 + 1, why),
+                }
+            }
+        }
+    }
+    out.flush()?;
+    eprintln!(
+        "{}",
+        json!({"records": monitor.records, "bad_records": bad, "alerts": alerts,
+               "active_numbers": monitor.active_numbers(), "bytes_per_number": Monitor::bytes_per_number()})
+    );
+    Ok(ExitCode::SUCCESS)
+}

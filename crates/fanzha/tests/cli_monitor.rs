@@ -1,0 +1,169 @@
+//! `fanzha monitor` on a CDR file with planted patterns (burst dialler, sequential scanner,
+//! IMEI-swapping SIM box, IoT card making calls) among ordinary users: every planted number
+//! alerts, no ordinary one does; bad records are counted, never fatal.
+
+use serde_json::Value;
+use std::collections::HashSet;
+use std::process::Command;
+
+fn ts(secs: i64) -> String {
+    // 2026-11-30T00:00:00+08:00 + secs
+    let t = 1_764_432_000 + secs;
+    let (h, m, s) = ((t - 1_764_432_000) / 3600, (t % 3600) / 60, t % 60);
+    format!("2026-11-30T{:02}:{:02}:{:02}+08:00", h % 24, m, s)
+}
+
+#[test]
+fn planted_patterns_alert_and_ordinary_numbers_do_not() {
+    let mut csv = String::from("start,caller,callee,duration_s,trunk,imei,cell\n");
+    let mut x: u64 = 7;
+    let mut rnd = |n: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % n
+    };
+    let mut rows: Vec<(i64, String)> = Vec::new();
+    for u in 0..300u64 {
+        let calls = 3 + rnd(12);
+        for _ in 0..calls {
+            let t = 8 * 3600 + rnd(13 * 3600) as i64;
+            rows.push((
+                t,
+                format!(
+                    "{},1350000{u:04},139{:08},{},acc-1,35000000000{u:04},cell-{}\n",
+                    ts(t),
+                    rnd(100_000_000),
+                    20 + rnd(300),
+                    rnd(3)
+                ),
+            ));
+        }
+    }
+    for i in 0..40 {
+        let t = 10 * 3600 + i * 3;
+        rows.push((
+            t,
+            format!(
+                "{},13600000001,139{:08},3,acc-1,350000000009999,cell-1\n",
+                ts(t),
+                rnd(100_000_000)
+            ),
+        ));
+    }
+    for i in 0..15 {
+        let t = 11 * 3600 + i * 40;
+        rows.push((
+            t,
+            format!(
+                "{},13600000002,13912340{:03},0,acc-1,350000000008888,cell-1\n",
+                ts(t),
+                i + 1
+            ),
+        ));
+    }
+    for i in 0..10 {
+        let t = 12 * 3600 + i * 300;
+        rows.push((
+            t,
+            format!(
+                "{},13600000003,139{:08},45,acc-1,3500000000{i:05},cell-2\n",
+                ts(t),
+                rnd(100_000_000)
+            ),
+        ));
+    }
+    for i in 0..8 {
+        let t = 13 * 3600 + i * 600;
+        rows.push((
+            t,
+            format!(
+                "{},1440123456789,139{:08},60,acc-1,350000000007777,cell-3\n",
+                ts(t),
+                rnd(100_000_000)
+            ),
+        ));
+    }
+    rows.sort();
+    for (_, r) in rows {
+        csv.push_str(&r);
+    }
+    csv.push_str("not-a-time,13500000001,139,abc,,,\n");
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("cdr.csv");
+    std::fs::write(&f, csv).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_fanzha"))
+        .args(["monitor", "--cdr", f.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let alerts: Vec<Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let flagged: HashSet<String> = alerts
+        .iter()
+        .map(|a| a["number"].as_str().unwrap().to_string())
+        .collect();
+    for planted in [
+        "+8613600000001",
+        "+8613600000002",
+        "+8613600000003",
+        "+861440123456789",
+    ] {
+        assert!(
+            flagged.contains(planted),
+            "{planted} not flagged: {alerts:?}"
+        );
+    }
+    assert!(
+        flagged
+            .iter()
+            .all(|n| n.starts_with("+86136") || n.starts_with("+861440")),
+        "false alerts: {flagged:?}"
+    );
+    let burst = alerts
+        .iter()
+        .find(|a| a["number"] == "+8613600000001" && a["level"] == "critical")
+        .expect("critical burst");
+    assert_eq!(burst["action"], "suspend_and_block");
+    for k in [
+        "number", "ts", "score", "level", "rules", "features", "action",
+    ] {
+        assert!(burst.get(k).is_some(), "{k}");
+    }
+    let summary: Value =
+        serde_json::from_str(String::from_utf8_lossy(&o.stderr).lines().last().unwrap()).unwrap();
+    assert_eq!(summary["bad_records"], 1);
+    assert!(summary["bytes_per_number"].as_u64().unwrap() <= 256);
+}
+
+#[test]
+fn rules_file_errors_are_all_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.toml");
+    std::fs::write(&rules, "[[rule]]\nid = \"a\"\nfeature = \"nope\"\nwarning = 1.0\n[[rule]]\nid = \"b\"\nfeature = \"calls_1h\"\nwarning = 10.0\ncritical = 5.0\n").unwrap();
+    let cdr = dir.path().join("c.csv");
+    std::fs::write(&cdr, "start,caller,callee,duration_s,trunk,imei,cell\n").unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_fanzha"))
+        .args([
+            "monitor",
+            "--cdr",
+            cdr.to_str().unwrap(),
+            "--rules",
+            rules.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("unknown feature \"nope\"") && err.contains("critical 5 is below warning 10"),
+        "{err}"
+    );
+}
