@@ -35,6 +35,16 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 5)]
         duration: u64,
     },
+    /// Batch monitor throughput: parse and process a generated native CDR file (in memory)
+    /// on one core. Last line: {"cdr_per_sec","active_numbers","bytes_per_number"}.
+    Monitor {
+        /// Records to generate.
+        #[arg(long, default_value_t = 10_000_000)]
+        records: u64,
+        /// Distinct calling numbers.
+        #[arg(long, default_value_t = 1_000_000)]
+        numbers: u64,
+    },
     Screen {
         /// Subscribers in the province.
         #[arg(long, default_value_t = 1_000_000)]
@@ -48,6 +58,7 @@ pub enum BenchCommand {
 pub fn run(cmd: BenchCommand, store: &StoreArgs) -> Result<ExitCode> {
     match cmd {
         BenchCommand::Import { rows } => import(rows, store),
+        BenchCommand::Monitor { records, numbers } => monitor_bench(records, numbers),
         BenchCommand::Screen { subscribers, calls } => screen(subscribers, calls),
         BenchCommand::Sip {
             target,
@@ -341,6 +352,49 @@ fn sip_load(target: std::net::SocketAddr, rate: u64, duration: u64) -> Result<Ex
             "loss_ratio": 1.0 - answered as f64 / total as f64,
             "p50_us": pct(0.5), "p99_us": pct(0.99), "p999_us": pct(0.999),
         })
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn monitor_bench(records: u64, numbers: u64) -> Result<ExitCode> {
+    use fanzha_detect::monitor::{default_rules, parse_record, Format, Monitor};
+    eprintln!("generating {records} call records over {numbers} numbers …");
+    let mut rng = fanzha_synth::Rng::new(5);
+    let mut csv = String::with_capacity(records as usize * 96);
+    csv.push_str("start,caller,callee,duration_s,trunk,imei,cell\n");
+    let day0: i64 = 1_764_432_000;
+    for i in 0..records {
+        let t = day0 + (i as i64 * 86_400 / records as i64);
+        let tt = chrono::DateTime::from_timestamp(t, 0).unwrap_or_default().with_timezone(&fanzha_model::time::cst());
+        let caller = rng.below(numbers);
+        csv.push_str(&format!(
+            "{},+86135{:08},+86139{:08},{},acc-1,35{:013},c{}\n",
+            tt.format("%Y-%m-%dT%H:%M:%S+08:00"),
+            caller,
+            rng.below(100_000_000),
+            rng.below(300),
+            caller,
+            rng.below(50)
+        ));
+    }
+    let mut monitor = Monitor::new(default_rules());
+    let start = Instant::now();
+    let mut r = csv::ReaderBuilder::new().from_reader(csv.as_bytes());
+    let mut rec = csv::StringRecord::new();
+    let cols = ["start", "caller", "callee", "duration_s", "trunk", "imei", "cell"];
+    let mut alerts = 0u64;
+    while r.read_record(&mut rec)? {
+        let get = |k: &str| cols.iter().position(|c| *c == k).and_then(|i| rec.get(i)).map(str::to_string);
+        if let Ok(c) = parse_record(Format::Native, &get) {
+            alerts += monitor.add(&c).is_some() as u64;
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    eprintln!("{alerts} alerts");
+    println!(
+        "{}",
+        json!({"cdr_per_sec": (records as f64 / secs).round(), "active_numbers": monitor.active_numbers(),
+               "bytes_per_number": Monitor::bytes_per_number(), "records": records})
     );
     Ok(ExitCode::SUCCESS)
 }
