@@ -34,6 +34,34 @@ pub struct Params {
     pub bins: u32,
     /// Seed of the subsampling.
     pub seed: u64,
+    /// Ratio features derived from pairs of input columns (when both exist).
+    #[serde(default)]
+    pub ratios: Vec<(String, String)>,
+}
+
+/// Ratios of the Sichuan per-user behaviour counts that separate fraud well: diversity of
+/// peers, SMS vs voice, devices and places per call, spend per call, concentration in time.
+pub fn sichuan_ratios() -> Vec<(String, String)> {
+    [
+        ("opposite_unique", "opposite_count"),
+        ("voccalltype1", "opposite_unique"),
+        ("sms_count", "opposite_count"),
+        ("sms_nunique", "sms_count"),
+        ("imeis", "opposite_count"),
+        ("city_name_call", "opposite_count"),
+        ("voc_hour_mode_count", "opposite_count"),
+        ("voc_day_mode_count", "opposite_count"),
+        ("arpu_mean", "opposite_count"),
+        ("flow_sum", "arpu_sum"),
+        ("call_dur_max", "call_dur_mean"),
+        ("phone2oppo_sum_max", "phone2oppo_sum_mean"),
+        ("opposite_count", "voc_day_nunique"),
+        ("sms_count", "day_nunique"),
+        ("busi_count", "flow_month"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect()
 }
 
 impl Default for Params {
@@ -46,9 +74,10 @@ impl Default for Params {
             lambda: 2.0,
             gamma: 0.0,
             row_sample: 0.8,
-            col_sample: 0.6,
+            col_sample: 0.5,
             bins: 255,
             seed: 2016,
+            ratios: sichuan_ratios(),
         }
     }
 }
@@ -286,6 +315,8 @@ impl Grower<'_> {
 impl Model {
     /// Trains on a labelled table (threshold 0.5 until [`Model::train_cv`] picks one).
     pub fn train(t: &Table, p: &Params) -> Model {
+        let derived = t.with_ratios(&p.ratios);
+        let t = &derived;
         let y = t.y.as_ref().expect("labelled table");
         let n = t.rows();
         let pos = y.iter().filter(|&&v| v == 1).count().max(1) as f32;
@@ -367,8 +398,9 @@ impl Model {
             let train: Vec<usize> = (0..n).filter(|&i| fold_of[i] != k).collect();
             let test: Vec<usize> = (0..n).filter(|&i| fold_of[i] == k).collect();
             let m = Model::train(&t.subset(&train), p);
-            for &i in &test {
-                oof[i] = m.predict(t.row(i));
+            let scores = m.score(&t.subset(&test));
+            for (&i, s) in test.iter().zip(scores) {
+                oof[i] = s;
             }
         }
         let threshold = metrics::best_threshold(&oof, y);
@@ -387,7 +419,7 @@ impl Model {
 
     /// Scores every row of a table, matching its columns to the model's by name.
     pub fn score(&self, t: &Table) -> Vec<f64> {
-        let p = t.project(&self.features);
+        let p = t.with_ratios(&self.params.ratios).project(&self.features);
         (0..p.rows()).map(|i| self.predict(p.row(i))).collect()
     }
 

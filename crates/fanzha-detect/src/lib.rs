@@ -9,7 +9,7 @@ pub mod gbdt;
 pub mod metrics;
 pub mod monitor;
 
-pub use gbdt::{Model, Params};
+pub use gbdt::{sichuan_ratios, Model, Params};
 
 use thiserror::Error;
 
@@ -158,6 +158,48 @@ impl Table {
         Table {
             ids: self.ids.clone(),
             features: names.to_vec(),
+            x,
+            y: self.y.clone(),
+        }
+    }
+
+    /// The table with ratio columns `num/den` appended for every pair whose two columns
+    /// exist (missing or zero denominators give a missing value). Trees split on one feature
+    /// at a time, so ratios of behaviour counts are worth giving them directly.
+    pub fn with_ratios(&self, pairs: &[(String, String)]) -> Table {
+        let idx: Vec<(usize, usize)> = pairs
+            .iter()
+            .filter_map(|(a, b)| {
+                Some((
+                    self.features.iter().position(|f| f == a)?,
+                    self.features.iter().position(|f| f == b)?,
+                ))
+            })
+            .collect();
+        if idx.is_empty() {
+            return self.clone();
+        }
+        let mut features = self.features.clone();
+        features.extend(
+            idx.iter()
+                .map(|&(a, b)| format!("{}/{}", self.features[a], self.features[b])),
+        );
+        let mut x = Vec::with_capacity(self.rows() * features.len());
+        for r in 0..self.rows() {
+            let row = self.row(r);
+            x.extend_from_slice(row);
+            x.extend(idx.iter().map(|&(a, b)| {
+                let (n, d) = (row[a], row[b]);
+                if n.is_nan() || d.is_nan() || d == 0.0 {
+                    f32::NAN
+                } else {
+                    n / d
+                }
+            }));
+        }
+        Table {
+            ids: self.ids.clone(),
+            features,
             x,
             y: self.y.clone(),
         }

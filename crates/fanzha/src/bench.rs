@@ -365,7 +365,9 @@ fn monitor_bench(records: u64, numbers: u64) -> Result<ExitCode> {
     let day0: i64 = 1_764_432_000;
     for i in 0..records {
         let t = day0 + (i as i64 * 86_400 / records as i64);
-        let tt = chrono::DateTime::from_timestamp(t, 0).unwrap_or_default().with_timezone(&fanzha_model::time::cst());
+        let tt = chrono::DateTime::from_timestamp(t, 0)
+            .unwrap_or_default()
+            .with_timezone(&fanzha_model::time::cst());
         let caller = rng.below(numbers);
         csv.push_str(&format!(
             "{},+86135{:08},+86139{:08},{},acc-1,35{:013},c{}\n",
@@ -381,10 +383,23 @@ fn monitor_bench(records: u64, numbers: u64) -> Result<ExitCode> {
     let start = Instant::now();
     let mut r = csv::ReaderBuilder::new().from_reader(csv.as_bytes());
     let mut rec = csv::StringRecord::new();
-    let cols = ["start", "caller", "callee", "duration_s", "trunk", "imei", "cell"];
+    let cols = [
+        "start",
+        "caller",
+        "callee",
+        "duration_s",
+        "trunk",
+        "imei",
+        "cell",
+    ];
     let mut alerts = 0u64;
     while r.read_record(&mut rec)? {
-        let get = |k: &str| cols.iter().position(|c| *c == k).and_then(|i| rec.get(i)).map(str::to_string);
+        let get = |k: &str| {
+            cols.iter()
+                .position(|c| *c == k)
+                .and_then(|i| rec.get(i))
+                .map(str::to_string)
+        };
         if let Ok(c) = parse_record(Format::Native, &get) {
             alerts += monitor.add(&c).is_some() as u64;
         }

@@ -33,8 +33,11 @@ pub enum ModelCommand {
         #[arg(long, default_value_t = 5)]
         max_depth: u32,
         /// Share of features per tree.
-        #[arg(long, default_value_t = 0.6)]
+        #[arg(long, default_value_t = 0.5)]
         col_sample: f32,
+        /// Do not derive the ratio features.
+        #[arg(long)]
+        no_ratios: bool,
     },
     /// Evaluate on a labelled table: one JSON object {rows, auc, macro_f1, precision, recall, threshold}.
     Eval {
@@ -84,14 +87,21 @@ pub fn run(cmd: ModelCommand) -> Result<ExitCode> {
             learning_rate,
             max_depth,
             col_sample,
+            no_ratios,
         } => {
             let t = table(&features, true)?;
+            let ratios = if no_ratios {
+                Vec::new()
+            } else {
+                fanzha_detect::sichuan_ratios()
+            };
             let params = Params {
                 seed,
                 rounds,
                 learning_rate,
                 max_depth,
                 col_sample,
+                ratios,
                 ..Params::default()
             };
             let m = Model::train_cv(&t, &params, 5);
