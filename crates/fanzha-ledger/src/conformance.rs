@@ -22,7 +22,7 @@ macro_rules! conformance_suite {
             agent_rules, trunk_and_approval_rules, iot_profile_rules, history_is_recorded,
             personal_data_is_sealed_and_reveal_is_audited, unprocessable_file_applies_nothing,
             reimport_is_idempotent, audit_report, backfill_deadline_suspends,
-            concurrent_imports_respect_five_card_limit);
+            concurrent_imports_respect_five_card_limit, disposal_and_appeal_are_audited);
     };
     (@cases $fresh:expr; $($name:ident),* $(,)?) => {
         $(
@@ -525,4 +525,75 @@ pub fn concurrent_imports_respect_five_card_limit<S: Store>(connect: &(dyn Fn() 
     let mut l = ledger(connect);
     let audit = l.audit(&[]).unwrap();
     assert_eq!(audit["R3.2"]["holders"][0]["cards"], 5);
+}
+
+/// R15.3: a detection blocks and suspends through audited writes; an appeal lifts both.
+pub fn disposal_and_appeal_are_audited<S: Store>(connect: &dyn Fn() -> S) {
+    let mut l = ledger(connect);
+    let id = nth_resident_id(150);
+    import(
+        &mut l,
+        Kind::Subscribers,
+        &(String::from(SUB_HEADER)
+            + &sub_row("13700000009", &id, "")
+            + &sub_row("13700000010", &id, "")),
+    );
+    let d = l
+        .dispose(
+            "13700000009",
+            "suspend_and_block",
+            "burst-dialling",
+            &actor(),
+        )
+        .unwrap();
+    assert!(d.blocklisted && d.suspended, "{d:?}");
+    assert_eq!(
+        l.get(Kind::Subscribers, "13700000009", None)
+            .unwrap()
+            .unwrap()["record"]["state"],
+        "suspended"
+    );
+    assert_eq!(
+        l.get(Kind::Blocklist, "+8613700000009", None)
+            .unwrap()
+            .unwrap()["record"]["source"],
+        "detection"
+    );
+    // Idempotent.
+    let v = l.store().version().unwrap();
+    assert_eq!(
+        l.dispose(
+            "13700000009",
+            "suspend_and_block",
+            "burst-dialling",
+            &actor()
+        )
+        .unwrap(),
+        crate::ledger::Disposal {
+            number: "+8613700000009".into(),
+            ..Default::default()
+        }
+    );
+    assert_eq!(l.store().version().unwrap(), v);
+    let r = l
+        .dispose("13700000010", "reverify", "mass-dialling", &actor())
+        .unwrap();
+    assert!(r.reverify);
+    assert_eq!(
+        l.get(Kind::Subscribers, "13700000010", None)
+            .unwrap()
+            .unwrap()["record"]["real_name"],
+        "pending"
+    );
+    let a = l.appeal("13700000009", &actor()).unwrap();
+    assert!(a.blocklisted && a.suspended);
+    assert_eq!(
+        l.get(Kind::Subscribers, "13700000009", None)
+            .unwrap()
+            .unwrap()["record"]["state"],
+        "active"
+    );
+    let h = l.history(Kind::Subscribers, "13700000009").unwrap();
+    let commands: Vec<&str> = h.iter().map(|e| e["command"].as_str().unwrap()).collect();
+    assert_eq!(commands, ["import", "dispose_suspend", "appeal_unblock"]);
 }

@@ -707,3 +707,131 @@ impl<S: Store> Ledger<S> {
         tx.commit()
     }
 }
+
+/// What a disposal did (R15.3, R1).
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct Disposal {
+    /// The number disposed of (E.164).
+    pub number: String,
+    /// Added to the blocklist.
+    pub blocklisted: bool,
+    /// Our subscriber card suspended.
+    pub suspended: bool,
+    /// Our subscriber marked for second real-name verification.
+    pub reverify: bool,
+}
+
+impl<S: Store> Ledger<S> {
+    /// Executes a monitor alert's action as ordinary, audited ledger writes:
+    /// `suspend_and_block` → blocklist entry (source `detection`) and, for our card, suspension;
+    /// `reverify` → our card's real-name status set to `pending` (second verification, R1);
+    /// `watch` → nothing. Idempotent: repeating a disposal writes nothing new.
+    pub fn dispose(
+        &mut self,
+        number: &str,
+        action: &str,
+        reason: &str,
+        actor: &Actor,
+    ) -> Result<Disposal, StoreError> {
+        let key = normalise_key(Kind::Subscribers, number, &self.vault);
+        let mut out = Disposal {
+            number: key.clone(),
+            ..Disposal::default()
+        };
+        let mut tx = self.store.begin()?;
+        if action == "suspend_and_block" {
+            let body = json!({"number": key, "reason": reason, "source": "detection", "added_at": actor.now, "expires_at": ""});
+            let rec = Record {
+                kind: Kind::Blocklist,
+                key: key.clone(),
+                holder_hash: None,
+                unit: None,
+                subtype: Some("detection".into()),
+                state: None,
+                body,
+            };
+            if tx.get(Kind::Blocklist, &key)?.is_none() {
+                apply(tx.as_mut(), &rec, actor, "dispose_block")?;
+                out.blocklisted = true;
+            }
+        }
+        if let Some(mut card) = tx.get(Kind::Subscribers, &key)? {
+            let before = card.clone();
+            match action {
+                "suspend_and_block" if card.state.as_deref() == Some("active") => {
+                    card.state = Some("suspended".into());
+                    if let Some(b) = card.body.as_object_mut() {
+                        b.insert("state".into(), json!("suspended"));
+                        b.insert(
+                            "suspended_reason".into(),
+                            json!(format!("R15.3 detection: {reason}")),
+                        );
+                    }
+                    out.suspended = true;
+                }
+                "reverify" if card.field("real_name") == "verified" => {
+                    if let Some(b) = card.body.as_object_mut() {
+                        b.insert("real_name".into(), json!("pending"));
+                        b.insert(
+                            "reverify_reason".into(),
+                            json!(format!("R1 second verification after detection: {reason}")),
+                        );
+                    }
+                    out.reverify = true;
+                }
+                _ => {}
+            }
+            if card != before {
+                apply(
+                    tx.as_mut(),
+                    &card,
+                    actor,
+                    if out.suspended {
+                        "dispose_suspend"
+                    } else {
+                        "dispose_reverify"
+                    },
+                )?;
+            }
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// The appeal path: lifts a detection's block and suspension, recorded as `appeal_unblock`
+    /// with the actor who decided it.
+    pub fn appeal(&mut self, number: &str, actor: &Actor) -> Result<Disposal, StoreError> {
+        let key = normalise_key(Kind::Subscribers, number, &self.vault);
+        let mut out = Disposal {
+            number: key.clone(),
+            ..Disposal::default()
+        };
+        let mut tx = self.store.begin()?;
+        if let Some(b) = tx.get(Kind::Blocklist, &key)? {
+            if b.subtype.as_deref() == Some("detection") && b.field("expires_at").is_empty() {
+                let mut lifted = b.clone();
+                if let Some(m) = lifted.body.as_object_mut() {
+                    m.insert("expires_at".into(), json!(actor.now));
+                    m.insert("appeal".into(), json!(format!("lifted by {}", actor.name)));
+                }
+                apply(tx.as_mut(), &lifted, actor, "appeal_unblock")?;
+                out.blocklisted = true;
+            }
+        }
+        if let Some(mut card) = tx.get(Kind::Subscribers, &key)? {
+            if card.state.as_deref() == Some("suspended")
+                && card.field("suspended_reason").starts_with("R15.3")
+            {
+                card.state = Some("active".into());
+                if let Some(m) = card.body.as_object_mut() {
+                    m.insert("state".into(), json!("active"));
+                    m.remove("suspended_reason");
+                }
+                apply(tx.as_mut(), &card, actor, "appeal_unblock")?;
+                out.suspended = true;
+            }
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+}
