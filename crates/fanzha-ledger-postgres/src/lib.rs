@@ -56,16 +56,17 @@ impl PgStore {
             if !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 return Err(StoreError::Database(format!("bad schema name {s:?}")));
             }
-            client
-                .batch_execute(&format!(
-                    "CREATE SCHEMA IF NOT EXISTS {s}; SET search_path TO {s}"
-                ))
-                .map_err(db)?;
         }
         let mut tx = client.transaction().map_err(db)?;
-        // Concurrent first starts must not both migrate.
+        // Concurrent first starts must not both create the schema or migrate.
         tx.execute("SELECT pg_advisory_xact_lock(7175606504)", &[])
             .map_err(db)?;
+        if let Some(s) = schema {
+            tx.batch_execute(&format!(
+                "CREATE SCHEMA IF NOT EXISTS {s}; SET search_path TO {s}"
+            ))
+            .map_err(db)?;
+        }
         tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version(version BIGINT NOT NULL)")
             .map_err(db)?;
         let current: i64 = tx
