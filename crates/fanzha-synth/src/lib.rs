@@ -606,3 +606,141 @@ pub fn traffic(p: &Province, calls: u64, seed: u64) -> Vec<(Scenario, CallWire)>
     out.sort_by(|a, b| a.1.ts.cmp(&b.1.ts));
     out
 }
+
+/// Fraud patterns planted in the call records.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Planted {
+    /// Dozens of calls a minute.
+    BurstDialler,
+    /// Callees in an arithmetic run (号段扫描).
+    SequentialScanner,
+    /// One number in many devices (SIM box).
+    ImeiSwapper,
+    /// An IoT card calling people.
+    IotHumanLike,
+}
+
+/// A day of call records (2026-11-30) of the province's active subscribers, with `per_kind`
+/// numbers of each planted pattern. Returns the records in time order and the planted numbers.
+pub fn call_records(
+    p: &Province,
+    normal_numbers: usize,
+    per_kind: usize,
+    seed: u64,
+) -> (Vec<fanzha_detect::monitor::Cdr>, Vec<(String, Planted)>) {
+    use fanzha_detect::monitor::{Cdr, Direction};
+    let mut rng = Rng::new(seed);
+    let day: i64 = 1_764_432_000;
+    let mobiles: Vec<&Card> = p
+        .cards
+        .iter()
+        .filter(|c| !c.iot && c.state == "active")
+        .collect();
+    let iot: Vec<&Card> = p.cards.iter().filter(|c| c.iot).collect();
+    let e164 = |n: &str| {
+        fanzha_model::parse(n)
+            .map(|x| x.e164())
+            .unwrap_or_else(|_| n.to_string())
+    };
+    let mut out = Vec::new();
+    let mut planted = Vec::new();
+    let cdr =
+        |start: i64, number: String, other: String, duration_s: u32, imei: String, cell: String| {
+            Cdr {
+                start,
+                number,
+                other,
+                duration_s,
+                direction: Direction::Out,
+                imei: Some(imei),
+                cell: Some(cell),
+                trunk: Some("acc-0000".into()),
+            }
+        };
+    let n_planted = per_kind * 3;
+    for (k, card) in mobiles.iter().take(normal_numbers + n_planted).enumerate() {
+        let number = e164(&card.msisdn);
+        if k < n_planted {
+            let kind = [
+                Planted::BurstDialler,
+                Planted::SequentialScanner,
+                Planted::ImeiSwapper,
+            ][k % 3];
+            let base = day + 9 * 3600 + rng.below(8 * 3600) as i64;
+            match kind {
+                Planted::BurstDialler => {
+                    for i in 0..40 {
+                        out.push(cdr(
+                            base + i * 3,
+                            number.clone(),
+                            format!("+86139{:08}", rng.below(100_000_000)),
+                            rng.below(5) as u32,
+                            format!("imei-{k}"),
+                            "c1".into(),
+                        ));
+                    }
+                }
+                Planted::SequentialScanner => {
+                    let start = 10_000_000 + rng.below(80_000_000);
+                    for i in 0..15 {
+                        out.push(cdr(
+                            base + i * 30,
+                            number.clone(),
+                            format!("+86139{:08}", start + i as u64),
+                            0,
+                            format!("imei-{k}"),
+                            "c1".into(),
+                        ));
+                    }
+                }
+                _ => {
+                    for i in 0..10 {
+                        out.push(cdr(
+                            base + i * 400,
+                            number.clone(),
+                            format!("+86139{:08}", rng.below(100_000_000)),
+                            30 + rng.below(120) as u32,
+                            format!("box-{k}-{i}"),
+                            "c2".into(),
+                        ));
+                    }
+                }
+            }
+            planted.push((number, kind));
+        } else {
+            let calls = 2 + rng.below(12);
+            for _ in 0..calls {
+                let t = day + 7 * 3600 + rng.below(15 * 3600) as i64;
+                out.push(cdr(
+                    t,
+                    number.clone(),
+                    format!(
+                        "+86{}{:08}",
+                        ["139", "138", "189"][rng.below(3) as usize],
+                        rng.below(100_000_000)
+                    ),
+                    20 + rng.below(400) as u32,
+                    format!("imei-n{k}"),
+                    format!("c{}", rng.below(4)),
+                ));
+            }
+        }
+    }
+    for card in iot.iter().take(per_kind) {
+        let number = e164(&card.msisdn);
+        let base = day + 10 * 3600 + rng.below(6 * 3600) as i64;
+        for i in 0..12 {
+            out.push(cdr(
+                base + i * 600,
+                number.clone(),
+                format!("+86139{:08}", rng.below(100_000_000)),
+                60 + rng.below(200) as u32,
+                format!("iot-{}", card.holder),
+                "c3".into(),
+            ));
+        }
+        planted.push((number, Planted::IotHumanLike));
+    }
+    out.sort_by_key(|c| c.start);
+    (out, planted)
+}

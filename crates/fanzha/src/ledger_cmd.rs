@@ -46,6 +46,11 @@ pub enum LedgerCommand {
         #[arg(long, value_delimiter = ',', default_value = "170,171")]
         mvno_prefixes: Vec<String>,
     },
+    /// Appeal: lift a detection's block and suspension of a number (recorded with the actor).
+    Appeal {
+        /// The number, any form.
+        number: String,
+    },
     /// R1.1: suspend every subscriber still unverified after the backfill deadline.
     EnforceBackfill {
         /// The deadline (RFC 3339; China time without offset). Refused if still in the future.
@@ -145,6 +150,20 @@ pub fn run(cmd: LedgerCommand, store: &StoreArgs) -> Result<ExitCode> {
             serde_json::to_writer_pretty(&mut out, &report)?;
             out.write_all(b"\n")?;
             Ok(ExitCode::SUCCESS)
+        }
+        LedgerCommand::Appeal { number } => {
+            let mut ledger = store.ledger()?;
+            let d = ledger.appeal(&number, &store.actor())?;
+            serde_json::to_writer(
+                &mut out,
+                &json!({"number": d.number, "unblocked": d.blocklisted, "reactivated": d.suspended}),
+            )?;
+            out.write_all(b"\n")?;
+            Ok(if d.blocklisted || d.suspended {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
         LedgerCommand::EnforceBackfill { deadline } => {
             let t = fanzha_model::time::parse_time(&deadline).map_err(anyhow::Error::msg)?;

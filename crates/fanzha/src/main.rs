@@ -62,7 +62,7 @@ fn main() -> ExitCode {
         Command::Ledger(cmd) => ledger_cmd::run(cmd, &cli.store),
         Command::Bench(cmd) => bench::run(cmd, &cli.store),
         Command::Model(cmd) => model_cmd::run(cmd),
-        Command::Monitor(args) => monitor_cmd::run(args),
+        Command::Monitor(args) => monitor_cmd::run(args, &cli.store),
         Command::Screen(args) => screen_cmd::run(args, &cli.store),
         Command::Serve(args) => serve::run(args, &cli.store),
         Command::Decisions(cmd) => screen_cmd::decisions(cmd, &cli.store),

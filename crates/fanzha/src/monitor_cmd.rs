@@ -32,9 +32,23 @@ pub struct MonitorArgs {
     /// default: the built-in rules.
     #[arg(long)]
     rules: Option<PathBuf>,
+    /// Execute each alert's action in the ledger (blocklist + suspend, second real-name
+    /// verification) as audited writes; screening blocks disposed numbers from then on.
+    #[arg(long)]
+    dispose: bool,
 }
 
-pub fn run(args: MonitorArgs) -> Result<ExitCode> {
+pub fn run(args: MonitorArgs, store: &crate::backend::StoreArgs) -> Result<ExitCode> {
+    let mut ledger = if args.dispose {
+        Some(store.ledger()?)
+    } else {
+        None
+    };
+    let actor = fanzha_ledger::Actor {
+        name: "fanzha-monitor".into(),
+        ..store.actor()
+    };
+    let mut disposals = 0u64;
     let rules = match &args.rules {
         None => default_rules(),
         Some(p) => {
@@ -59,7 +73,11 @@ pub fn run(args: MonitorArgs) -> Result<ExitCode> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let (mut bad, mut alerts) = (0u64, 0u64);
-    let emit = |a: fanzha_detect::monitor::Alert, out: &mut dyn Write| -> Result<()> {
+    let mut emit = |a: fanzha_detect::monitor::Alert, out: &mut dyn Write| -> Result<()> {
+        if let Some(l) = ledger.as_mut() {
+            let d = l.dispose(&a.number, a.action, &a.rules.join(","), &actor)?;
+            disposals += (d.blocklisted || d.suspended || d.reverify) as u64;
+        }
         let ts = chrono::DateTime::from_timestamp(a.ts, 0)
             .map(|t| t.with_timezone(&fanzha_model::time::cst()).to_rfc3339())
             .unwrap_or_default();
@@ -151,7 +169,7 @@ pub fn run(args: MonitorArgs) -> Result<ExitCode> {
     out.flush()?;
     eprintln!(
         "{}",
-        json!({"records": monitor.records, "bad_records": bad, "alerts": alerts,
+        json!({"records": monitor.records, "bad_records": bad, "alerts": alerts, "disposals": disposals,
                "active_numbers": monitor.active_numbers(), "bytes_per_number": Monitor::bytes_per_number()})
     );
     Ok(ExitCode::SUCCESS)

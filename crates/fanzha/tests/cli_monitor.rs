@@ -167,3 +167,87 @@ fn rules_file_errors_are_all_reported() {
         "{err}"
     );
 }
+
+const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/screen");
+
+fn fanzha_in(data: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_fanzha"))
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .env_remove("FANZHA_DATABASE_URL")
+        .output()
+        .unwrap()
+}
+
+/// Detection → disposal in the ledger → screening blocks → appeal lifts it, all audited.
+#[test]
+fn disposal_blocks_in_screening_and_appeal_lifts_it() {
+    let dir = tempfile::tempdir().unwrap();
+    for kind in [
+        "units",
+        "number_blocks",
+        "subscribers",
+        "trunks",
+        "official_numbers",
+        "blocklist",
+    ] {
+        let o = fanzha_in(
+            dir.path(),
+            &["ledger", "import", kind, &format!("{EXAMPLE}/{kind}.csv")],
+        );
+        assert_eq!(o.status.code(), Some(0), "{kind}");
+    }
+    let mut cdr = String::from("start,caller,callee,duration_s,trunk,imei,cell\n");
+    for i in 0..40 {
+        cdr.push_str(&format!(
+            "2026-11-29T10:00:{:02}+08:00,13500001111,1391234{i:04},2,acc,,\n",
+            i % 60
+        ));
+    }
+    let f = dir.path().join("cdr.csv");
+    std::fs::write(&f, cdr).unwrap();
+    let o = fanzha_in(
+        dir.path(),
+        &["monitor", "--cdr", f.to_str().unwrap(), "--dispose"],
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stdout).contains("suspend_and_block"));
+    let calls = dir.path().join("calls.jsonl");
+    std::fs::write(&calls, "{\"id\":\"x\",\"ts\":\"2026-11-30T09:00:00+08:00\",\"trunk\":\"ic-telecom\",\"caller\":\"13500001111\",\"callee\":\"13912345678\"}\n").unwrap();
+    let o = fanzha_in(dir.path(), &["screen", "--calls", calls.to_str().unwrap()]);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        v["rules"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("number-blocklisted")),
+        "{v}"
+    );
+    let h = fanzha_in(
+        dir.path(),
+        &["ledger", "history", "subscribers", "13500001111"],
+    );
+    assert!(String::from_utf8_lossy(&h.stdout).contains("dispose_suspend"));
+    let a = fanzha_in(dir.path(), &["ledger", "appeal", "+86 135 0000 1111"]);
+    assert_eq!(
+        a.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&a.stdout)
+    );
+    let o = fanzha_in(dir.path(), &["screen", "--calls", calls.to_str().unwrap()]);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        !v["rules"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("number-blocklisted")),
+        "{v}"
+    );
+}
