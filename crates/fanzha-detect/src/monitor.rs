@@ -8,7 +8,6 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use std::collections::HashMap;
 
 /// Direction of a record relative to the monitored number.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -65,17 +64,23 @@ fn time(s: &str) -> Result<i64, String> {
     fanzha_model::time::parse_time(s).map(|t| t.timestamp())
 }
 
-/// Parses one CSV record of `format` (header-mapped fields).
-pub fn parse_record(format: Format, get: &dyn Fn(&str) -> Option<String>) -> Result<Cdr, String> {
+/// Parses one record of `format`; `get` returns a field by column name (borrowed from the
+/// record, so parsing allocates only the normalised strings it keeps).
+pub fn parse_record<'a>(
+    format: Format,
+    get: &dyn Fn(&str) -> Option<&'a str>,
+) -> Result<Cdr, String> {
     let req = |k: &str| {
         get(k)
-            .filter(|v| !v.trim().is_empty())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
             .ok_or_else(|| format!("{k} is missing"))
     };
     let opt = |k: &str| {
         get(k)
-            .map(|v| v.trim().to_string())
+            .map(str::trim)
             .filter(|v| !v.is_empty())
+            .map(str::to_string)
     };
     match format {
         Format::Native | Format::JsonLines => {
@@ -96,7 +101,7 @@ pub fn parse_record(format: Format, get: &dyn Fn(&str) -> Option<String>) -> Res
             })
         }
         Format::Sichuan => {
-            let direction = match req("calltype_id")?.trim() {
+            let direction = match req("calltype_id")? {
                 "1" => Direction::Out,
                 "2" => Direction::In,
                 "3" => Direction::Forwarded,
@@ -111,8 +116,8 @@ pub fn parse_record(format: Format, get: &dyn Fn(&str) -> Option<String>) -> Res
                 (a, b) => a.or(b),
             };
             Ok(Cdr {
-                start: time(&req("start_datetime")?)?,
-                number: req("phone_no_m")?.trim().to_string(),
+                start: time(req("start_datetime")?)?,
+                number: req("phone_no_m")?.to_string(),
                 other: opt("opposite_no_m").unwrap_or_default(),
                 duration_s: dur.max(0.0) as u32,
                 direction,
@@ -643,7 +648,7 @@ pub struct Alert {
 pub struct Monitor {
     rules: Vec<ThresholdRule>,
     /// By number key: packed E.164 bits, or a hash of an opaque id (Sichuan).
-    states: HashMap<u64, (NumberState, NumberClass)>,
+    states: rustc_hash::FxHashMap<u64, (NumberState, NumberClass)>,
     /// Idle time after which a number's state is dropped.
     pub idle_evict_s: i64,
     last_evict: i64,
@@ -656,7 +661,7 @@ impl Monitor {
     pub fn new(rules: Vec<ThresholdRule>) -> Monitor {
         Monitor {
             rules,
-            states: HashMap::new(),
+            states: rustc_hash::FxHashMap::default(),
             idle_evict_s: 3 * 86_400,
             last_evict: 0,
             records: 0,

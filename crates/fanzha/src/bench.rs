@@ -394,12 +394,7 @@ fn monitor_bench(records: u64, numbers: u64) -> Result<ExitCode> {
     ];
     let mut alerts = 0u64;
     while r.read_record(&mut rec)? {
-        let get = |k: &str| {
-            cols.iter()
-                .position(|c| *c == k)
-                .and_then(|i| rec.get(i))
-                .map(str::to_string)
-        };
+        let get = |k: &str| cols.iter().position(|c| *c == k).and_then(|i| rec.get(i));
         if let Ok(c) = parse_record(Format::Native, &get) {
             alerts += monitor.add(&c).is_some() as u64;
         }

@@ -117,13 +117,7 @@ pub fn run(args: MonitorArgs, store: &crate::backend::StoreArgs) -> Result<ExitC
                     }
                 };
                 let line = rec.position().map(|p| p.line()).unwrap_or(0);
-                let get = |k: &str| {
-                    headers
-                        .iter()
-                        .position(|h| h == k)
-                        .and_then(|i| rec.get(i))
-                        .map(str::to_string)
-                };
+                let get = |k: &str| headers.iter().position(|h| h == k).and_then(|i| rec.get(i));
                 match parse_record(format, &get) {
                     Ok(c) => {
                         if let Some(a) = monitor.add(&c) {
@@ -147,13 +141,19 @@ pub fn run(args: MonitorArgs, store: &crate::backend::StoreArgs) -> Result<ExitC
                         continue;
                     }
                 };
-                let get = |k: &str| {
-                    v.get(k).and_then(|x| match x {
-                        Value::String(s) => Some(s.clone()),
-                        Value::Null => None,
-                        other => Some(other.to_string()),
+                let fields: std::collections::HashMap<String, String> = v
+                    .as_object()
+                    .map(|o| {
+                        o.iter()
+                            .filter_map(|(k, x)| match x {
+                                Value::String(s) => Some((k.clone(), s.clone())),
+                                Value::Null => None,
+                                other => Some((k.clone(), other.to_string())),
+                            })
+                            .collect()
                     })
-                };
+                    .unwrap_or_default();
+                let get = |k: &str| fields.get(k).map(String::as_str);
                 match parse_record(Format::JsonLines, &get) {
                     Ok(c) => {
                         if let Some(a) = monitor.add(&c) {
