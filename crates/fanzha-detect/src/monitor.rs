@@ -90,8 +90,8 @@ pub fn parse_record<'a>(
                 .parse::<f64>()
                 .map_err(|_| "duration_s is not a number".to_string())?;
             Ok(Cdr {
-                start: time(&req("start")?)?,
-                number: norm(&caller),
+                start: time(req("start")?)?,
+                number: norm(caller),
                 other: norm(&opt("callee").unwrap_or_default()),
                 duration_s: duration_s.max(0.0) as u32,
                 direction: Direction::Out,
