@@ -194,14 +194,18 @@ fn read_anchor(dir: &Path) -> Result<Option<(u64, String)>, LogError> {
     )))
 }
 
-/// The writer yields the CPU to the threads answering calls: the log is allowed to lag (its
-/// queue absorbs bursts), a SIP answer is not.
+/// The writer yields the CPU to the threads answering calls: it runs as SCHED_IDLE (only
+/// when nothing else wants the CPU), falling back to nice 19. The log may lag — its queue
+/// absorbs bursts — an answer to a SIP INVITE may not.
 fn lower_priority() {
     #[cfg(target_os = "linux")]
-    // SAFETY: gettid and setpriority on the calling thread, no pointers involved.
+    // SAFETY: scheduling calls on the calling thread (pid 0 / its tid), with a valid param.
     unsafe {
-        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        libc::setpriority(libc::PRIO_PROCESS, tid, 10);
+        let param = libc::sched_param { sched_priority: 0 };
+        if libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) != 0 {
+            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+            libc::setpriority(libc::PRIO_PROCESS, tid, 19);
+        }
     }
 }
 
