@@ -512,22 +512,7 @@ fn addressable(msg: &[u8]) -> Option<Request<'_>> {
         .split(|&b| b == b' ')
         .next()
         .filter(|m| !m.is_empty())?;
-    let mut req = Request {
-        method,
-        uri: b"",
-        via: [&[][..]; scan::MAX_VIA],
-        via_count: 0,
-        from: &[],
-        to: &[],
-        call_id: &[],
-        cseq: &[],
-        pai: None,
-        privacy: None,
-        diversion: None,
-        generic_number: None,
-        contact: None,
-        len: msg.len(),
-    };
+    let mut req = Request::blank(method, b"", msg.len());
     for line in head.split(|&b| b == b'\n').skip(1) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let Some(colon) = line.iter().position(|&b| b == b':') else {

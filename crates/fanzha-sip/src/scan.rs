@@ -58,6 +58,26 @@ pub struct Request<'a> {
 }
 
 impl<'a> Request<'a> {
+    /// A request with only its start line known; the scanners fill in the headers.
+    pub(crate) fn blank(method: &'a [u8], uri: &'a [u8], len: usize) -> Request<'a> {
+        Request {
+            method,
+            uri,
+            via: [&[][..]; MAX_VIA],
+            via_count: 0,
+            from: &[],
+            to: &[],
+            call_id: &[],
+            cseq: &[],
+            pai: None,
+            privacy: None,
+            diversion: None,
+            generic_number: None,
+            contact: None,
+            len,
+        }
+    }
+
     /// The Via values in order.
     pub fn vias(&self) -> &[&'a [u8]] {
         &self.via[..self.via_count]
@@ -128,22 +148,7 @@ pub fn scan<'a>(
     if !uri.contains(&b':') || uri.iter().any(|b| b.is_ascii_control()) {
         return Err(ScanError::StartLine);
     }
-    let mut req = Request {
-        method,
-        uri,
-        via: [&[][..]; MAX_VIA],
-        via_count: 0,
-        from: &[],
-        to: &[],
-        call_id: &[],
-        cseq: &[],
-        pai: None,
-        privacy: None,
-        diversion: None,
-        generic_number: None,
-        contact: None,
-        len: msg.len(),
-    };
+    let mut req = Request::blank(method, uri, msg.len());
     let mut content_length: Option<usize> = None;
     let (mut from_n, mut to_n, mut cid_n, mut cseq_n) = (0, 0, 0, 0);
     let mut pos = line_end + 2;

@@ -2,51 +2,18 @@
 //! line numbers and requirement IDs), get/history masking, screening the worked example, the
 //! decision log, and crash safety of imports under `kill -9`.
 
+mod common;
+
+use common::{fanzha_in as fanzha, import_example, EXAMPLE};
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Output};
-
-fn fanzha(data: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fanzha"))
-        .arg("--data-dir")
-        .arg(data)
-        .args(args)
-        .env_remove("FANZHA_DATABASE_URL")
-        .output()
-        .expect("runs")
-}
 
 fn lines(o: &Output) -> Vec<Value> {
     String::from_utf8_lossy(&o.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
         .collect()
-}
-
-const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/screen");
-
-fn import_example(data: &Path) {
-    for kind in [
-        "units",
-        "number_blocks",
-        "subscribers",
-        "key_services",
-        "trunks",
-        "outbound_approvals",
-        "official_numbers",
-        "blocklist",
-    ] {
-        let o = fanzha(
-            data,
-            &["ledger", "import", kind, &format!("{EXAMPLE}/{kind}.csv")],
-        );
-        assert_eq!(
-            o.status.code(),
-            Some(0),
-            "{kind}: {}",
-            String::from_utf8_lossy(&o.stdout)
-        );
-    }
 }
 
 #[test]

@@ -2,6 +2,9 @@
 //! IMEI-swapping SIM box, IoT card making calls) among ordinary users: every planted number
 //! alerts, no ordinary one does; bad records are counted, never fatal.
 
+mod common;
+
+use common::{fanzha_in, EXAMPLE};
 use serde_json::Value;
 use std::collections::HashSet;
 use std::process::Command;
@@ -166,18 +169,6 @@ fn rules_file_errors_are_all_reported() {
         err.contains("unknown feature \"nope\"") && err.contains("critical 5 is below warning 10"),
         "{err}"
     );
-}
-
-const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/screen");
-
-fn fanzha_in(data: &std::path::Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_fanzha"))
-        .arg("--data-dir")
-        .arg(data)
-        .args(args)
-        .env_remove("FANZHA_DATABASE_URL")
-        .output()
-        .unwrap()
 }
 
 /// Detection → disposal in the ledger → screening blocks → appeal lifts it, all audited.

@@ -2,41 +2,16 @@
 //! ledger write through the API blocking the next SIP call, SIPp as the real peer, config
 //! validation, graceful shutdown on SIGTERM.
 
+mod common;
+
+use common::{fanzha_cmd as fanzha, import_example};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/screen");
 const SIPP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/sipp");
-
-fn fanzha(data: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_fanzha"));
-    c.arg("--data-dir")
-        .arg(data)
-        .env_remove("FANZHA_DATABASE_URL");
-    c
-}
-
-fn import_example(data: &Path) {
-    for kind in [
-        "units",
-        "number_blocks",
-        "subscribers",
-        "key_services",
-        "trunks",
-        "outbound_approvals",
-        "official_numbers",
-        "blocklist",
-    ] {
-        let o = fanzha(data)
-            .args(["ledger", "import", kind, &format!("{EXAMPLE}/{kind}.csv")])
-            .output()
-            .unwrap();
-        assert_eq!(o.status.code(), Some(0), "{kind}");
-    }
-}
 
 struct Service {
     child: Child,
