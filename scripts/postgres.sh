@@ -19,6 +19,10 @@ start)
     apt-get install -y -qq postgresql >&2
   fi
   bin="$(pg_bin)"
+  # initdb refuses to run as root: the server runs as the postgres system user.
+  if [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then
+    useradd --system --no-create-home --shell /usr/sbin/nologin postgres
+  fi
   dir="$(mktemp -d /tmp/fanzha-pg.XXXXXX)"
   chown postgres:postgres "$dir" 2>/dev/null || true
   run() { if [ "$(id -u)" = 0 ]; then su postgres -s /bin/sh -c "$*"; else sh -c "$*"; fi; }
