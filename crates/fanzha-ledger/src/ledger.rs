@@ -140,6 +140,15 @@ fn event(
     }
 }
 
+/// Suspends a subscriber card in place, recording why (the caller writes it with `apply`).
+fn suspend(card: &mut Record, reason: String) {
+    card.state = Some("suspended".into());
+    if let Some(b) = card.body.as_object_mut() {
+        b.insert("state".into(), json!("suspended"));
+        b.insert("suspended_reason".into(), json!(reason));
+    }
+}
+
 /// Applies one checked record: writes it and its history event unless nothing changed.
 fn apply(tx: &mut dyn Tx, record: &Record, actor: &Actor, command: &str) -> Result<(), StoreError> {
     let before = tx.get(record.kind, &record.key)?;
@@ -667,26 +676,11 @@ impl<S: Store> Ledger<S> {
                 if cur.state.as_deref() != Some("active") || cur.field("real_name") == "verified" {
                     continue;
                 }
-                let before = cur.body.clone();
-                cur.state = Some("suspended".into());
-                if let Some(b) = cur.body.as_object_mut() {
-                    b.insert("state".into(), json!("suspended"));
-                    b.insert(
-                        "suspended_reason".into(),
-                        json!(format!(
-                            "R1.1 real-name backfill deadline {deadline} passed"
-                        )),
-                    );
-                }
-                tx.put(&cur)?;
-                tx.append(&event(
-                    actor,
-                    "suspend_backfill_deadline",
-                    Kind::Subscribers,
-                    &cur.key,
-                    before,
-                    cur.body.clone(),
-                ))?;
+                suspend(
+                    &mut cur,
+                    format!("R1.1 real-name backfill deadline {deadline} passed"),
+                );
+                apply(tx.as_mut(), &cur, actor, "suspend_backfill_deadline")?;
                 suspended.push(cur.key.clone());
             }
             tx.commit()?;
@@ -759,14 +753,7 @@ impl<S: Store> Ledger<S> {
             let before = card.clone();
             match action {
                 "suspend_and_block" if card.state.as_deref() == Some("active") => {
-                    card.state = Some("suspended".into());
-                    if let Some(b) = card.body.as_object_mut() {
-                        b.insert("state".into(), json!("suspended"));
-                        b.insert(
-                            "suspended_reason".into(),
-                            json!(format!("R15.3 detection: {reason}")),
-                        );
-                    }
+                    suspend(&mut card, format!("R15.3 detection: {reason}"));
                     out.suspended = true;
                 }
                 "reverify" if card.field("real_name") == "verified" => {

@@ -32,6 +32,8 @@ pub enum Caller {
         number: PhoneNumber,
         /// Valid in its numbering plan.
         valid: bool,
+        /// Its class in the plan (classified once, here, not again by the rules).
+        kind: NumberKind,
     },
 }
 
@@ -42,10 +44,14 @@ impl Caller {
             return Caller::Empty;
         }
         match fanzha_model::parse(s) {
-            Ok(number) => Caller::Number {
-                number,
-                valid: number.classify().valid,
-            },
+            Ok(number) => {
+                let info = number.classify();
+                Caller::Number {
+                    number,
+                    valid: info.valid,
+                    kind: info.kind,
+                }
+            }
             Err(_) => Caller::Unparseable,
         }
     }
@@ -193,11 +199,18 @@ pub fn evaluate(
         if ks == Some(KeyServiceType::Yihaotong) {
             rules.insert(RuleId::YihaotongOutbound);
         }
-        let needs_approval =
-            matches!(
-                ks,
-                Some(KeyServiceType::N400) | Some(KeyServiceType::Switchboard)
-            ) || (voice_line && n.is_chinese() && n.classify().kind == NumberKind::Service);
+        let needs_approval = matches!(
+            ks,
+            Some(KeyServiceType::N400) | Some(KeyServiceType::Switchboard)
+        ) || (voice_line
+            && n.is_chinese()
+            && matches!(
+                call.caller,
+                Caller::Number {
+                    kind: NumberKind::Service,
+                    ..
+                }
+            ));
         counted_approval = outbound(s, trunk, n, call.ts, needs_approval, counters, &mut rules);
     }
     // R11.4 — forwarding on voice lines.
