@@ -785,6 +785,35 @@ impl<S: Store> Ledger<S> {
         Ok(out)
     }
 
+    /// Disposal of a bulk-opening alert (R5.1): the agent is suspended, recorded as
+    /// `dispose_suspend_agent` with the reason. `Ok(false)` when there is no such agent or it is
+    /// not active (already suspended, cancelled or blacklisted).
+    pub fn suspend_agent(
+        &mut self,
+        agent_id: &str,
+        reason: &str,
+        actor: &Actor,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.store.begin()?;
+        let Some(mut agent) = tx.get(Kind::Agents, agent_id.trim())? else {
+            return Ok(false);
+        };
+        if agent.state.as_deref() != Some("active") {
+            return Ok(false);
+        }
+        agent.state = Some("suspended".into());
+        if let Some(m) = agent.body.as_object_mut() {
+            m.insert("state".into(), json!("suspended"));
+            m.insert(
+                "suspended_reason".into(),
+                json!(format!("R5.1 bulk opening detected: {reason}")),
+            );
+        }
+        apply(tx.as_mut(), &agent, actor, "dispose_suspend_agent")?;
+        tx.commit()?;
+        Ok(true)
+    }
+
     /// The appeal path: lifts a detection's block and suspension, recorded as `appeal_unblock`
     /// with the actor who decided it.
     pub fn appeal(&mut self, number: &str, actor: &Actor) -> Result<Disposal, StoreError> {

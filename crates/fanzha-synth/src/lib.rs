@@ -620,6 +620,107 @@ pub enum Planted {
     IotHumanLike,
 }
 
+/// One generated outgoing call record (owned; [`CallRecord::cdr`] borrows it as the
+/// monitor's input).
+#[derive(Clone, Debug)]
+pub struct CallRecord {
+    /// Start, unix seconds.
+    pub start: i64,
+    /// Caller, E.164.
+    pub number: String,
+    /// Callee, E.164.
+    pub other: String,
+    /// Seconds, 0 = unanswered.
+    pub duration_s: u32,
+    /// Device.
+    pub imei: String,
+    /// Cell.
+    pub cell: String,
+}
+
+impl CallRecord {
+    /// The record as the monitor reads it.
+    pub fn cdr(&self) -> fanzha_detect::monitor::Cdr<'_> {
+        fanzha_detect::monitor::Cdr {
+            start: self.start,
+            number: &self.number,
+            other: &self.other,
+            duration_s: self.duration_s,
+            direction: fanzha_detect::monitor::Direction::Out,
+            imei: Some(&self.imei),
+            cell: Some(&self.cell),
+            area: None,
+            trunk: Some("acc-0000"),
+        }
+    }
+}
+
+/// A day's card openings through agents (R5.1), with planted card farms.
+#[derive(Clone, Debug, Default)]
+pub struct AgentDay {
+    /// `agents` CSV (with header).
+    pub agents_csv: String,
+    /// `subscribers` CSV of the day's openings (with header), in time order.
+    pub subscribers_csv: String,
+    /// The openings, in the same order: (agent, holder ID number, msisdn, unix time).
+    pub openings: Vec<(String, String, String, i64)>,
+    /// The planted card farms' agent ids.
+    pub farms: Vec<String>,
+}
+
+/// `shops` ordinary agents opening a few cards each through the day, and `farms` agents
+/// opening cards for 45 different people within 45 minutes (the 养卡 pattern R5.1 targets).
+/// Agents are registered under the province's units; holders are fresh synthetic persons.
+pub fn agent_day(p: &Province, shops: usize, farms: usize, seed: u64) -> AgentDay {
+    use fanzha_ledger::Kind;
+    let mut rng = Rng::new(seed);
+    let day: i64 = 1_764_432_000;
+    let mut out = AgentDay {
+        agents_csv: format!("{}\n", Kind::Agents.columns().join(",")),
+        subscribers_csv: format!("{}\n", Kind::Subscribers.columns().join(",")),
+        ..AgentDay::default()
+    };
+    let mut openings = Vec::new();
+    let mut person = 9_000_000u64;
+    for a in 0..shops + farms {
+        let id = format!("agent-{a:04}");
+        let uscc = &p.units[a % p.units.len()];
+        out.agents_csv += &format!("{id},代理商{a},{uscc},operator,active\n");
+        if a < shops {
+            // 3-25 cards over the shop's 10 opening hours; a family may open several.
+            let n = 3 + rng.below(23);
+            for _ in 0..n {
+                let t = day + 9 * 3600 + rng.below(10 * 3600) as i64;
+                if rng.below(4) != 0 {
+                    person += 1;
+                }
+                openings.push((id.clone(), nth_resident_id(person), t));
+            }
+        } else {
+            let t0 = day + 8 * 3600 + rng.below(10 * 3600) as i64;
+            for i in 0..45 {
+                person += 1;
+                openings.push((id.clone(), nth_resident_id(person), t0 + i * 60));
+            }
+            out.farms.push(id);
+        }
+    }
+    openings.sort_by_key(|o| o.2);
+    let cst = fanzha_model::time::cst();
+    for (k, (agent, holder, t)) in openings.into_iter().enumerate() {
+        let msisdn = format!("1509{k:07}");
+        let at = chrono::DateTime::from_timestamp(t, 0)
+            .unwrap_or_default()
+            .with_timezone(&cst)
+            .to_rfc3339();
+        out.subscribers_csv += &format!(
+            "{msisdn},mobile,{holder},新用户{k},,北京,agent,{agent},id_reader,verified,active,,,{at},\n"
+        );
+        out.openings.push((agent, holder, msisdn, t));
+    }
+    out
+}
+
 /// A day of call records (2026-11-30) of the province's active subscribers, with `per_kind`
 /// numbers of each planted pattern. Returns the records in time order and the planted numbers.
 pub fn call_records(
@@ -627,8 +728,7 @@ pub fn call_records(
     normal_numbers: usize,
     per_kind: usize,
     seed: u64,
-) -> (Vec<fanzha_detect::monitor::Cdr>, Vec<(String, Planted)>) {
-    use fanzha_detect::monitor::{Cdr, Direction};
+) -> (Vec<CallRecord>, Vec<(String, Planted)>) {
     let mut rng = Rng::new(seed);
     let day: i64 = 1_764_432_000;
     let mobiles: Vec<&Card> = p
@@ -646,15 +746,13 @@ pub fn call_records(
     let mut planted = Vec::new();
     let cdr =
         |start: i64, number: String, other: String, duration_s: u32, imei: String, cell: String| {
-            Cdr {
+            CallRecord {
                 start,
                 number,
                 other,
                 duration_s,
-                direction: Direction::Out,
-                imei: Some(imei),
-                cell: Some(cell),
-                trunk: Some("acc-0000".into()),
+                imei,
+                cell,
             }
         };
     let n_planted = per_kind * 3;

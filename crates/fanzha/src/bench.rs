@@ -357,54 +357,64 @@ fn sip_load(target: std::net::SocketAddr, rate: u64, duration: u64) -> Result<Ex
 }
 
 fn monitor_bench(records: u64, numbers: u64) -> Result<ExitCode> {
-    use fanzha_detect::monitor::{default_rules, parse_record, Format, Monitor};
+    use fanzha_detect::monitor::{default_rules, read_csv, Format, Monitor};
+    use std::fmt::Write as _;
     eprintln!("generating {records} call records over {numbers} numbers …");
     let mut rng = fanzha_synth::Rng::new(5);
     let mut csv = String::with_capacity(records as usize * 96);
     csv.push_str("start,caller,callee,duration_s,trunk,imei,cell\n");
-    let day0: i64 = 1_764_432_000;
+    let day0: i64 = 1_795_968_000; // 2026-11-30T00:00:00+08:00
+    let cst = fanzha_model::time::cst();
     for i in 0..records {
         let t = day0 + (i as i64 * 86_400 / records as i64);
         let tt = chrono::DateTime::from_timestamp(t, 0)
             .unwrap_or_default()
-            .with_timezone(&fanzha_model::time::cst());
+            .with_timezone(&cst);
         let caller = rng.below(numbers);
-        csv.push_str(&format!(
-            "{},+86135{:08},+86139{:08},{},acc-1,35{:013},c{}\n",
+        let _ = writeln!(
+            csv,
+            "{},+86135{:08},+86139{:08},{},acc-1,35{:013},c{}",
             tt.format("%Y-%m-%dT%H:%M:%S+08:00"),
             caller,
             rng.below(100_000_000),
             rng.below(300),
             caller,
             rng.below(50)
-        ));
+        );
     }
+    // A real file, read back as `fanzha monitor` reads it.
+    let dir = std::env::temp_dir().join(format!("fanzha-bench-monitor-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("cdr.csv");
+    std::fs::write(&path, &csv)?;
+    drop(csv);
+    let data = std::fs::read(&path)?;
+    let _ = std::fs::remove_dir_all(&dir);
+    eprintln!(
+        "{} MB of records; monitoring on one core …",
+        data.len() / 1_000_000
+    );
     let mut monitor = Monitor::new(default_rules());
+    let (mut alerts, mut bad) = (0u64, 0u64);
     let start = Instant::now();
-    let mut r = csv::ReaderBuilder::new().from_reader(csv.as_bytes());
-    let mut rec = csv::StringRecord::new();
-    let cols = [
-        "start",
-        "caller",
-        "callee",
-        "duration_s",
-        "trunk",
-        "imei",
-        "cell",
-    ];
-    let mut alerts = 0u64;
-    while r.read_record(&mut rec)? {
-        let get = |k: &str| cols.iter().position(|c| *c == k).and_then(|i| rec.get(i));
-        if let Ok(c) = parse_record(Format::Native, &get) {
-            alerts += monitor.add(&c).is_some() as u64;
-        }
-    }
+    let mut raised = Vec::new();
+    read_csv(
+        &data,
+        Format::Native,
+        |batch| {
+            monitor.add_batch(batch, &mut raised);
+            alerts += raised.len() as u64;
+            raised.clear();
+        },
+        |_, _| bad += 1,
+    )
+    .map_err(anyhow::Error::msg)?;
     let secs = start.elapsed().as_secs_f64();
-    eprintln!("{alerts} alerts");
+    eprintln!("{alerts} alerts, {bad} bad records");
     println!(
         "{}",
         json!({"cdr_per_sec": (records as f64 / secs).round(), "active_numbers": monitor.active_numbers(),
-               "bytes_per_number": Monitor::bytes_per_number(), "records": records})
+               "bytes_per_number": monitor.bytes_per_number(), "records": records})
     );
     Ok(ExitCode::SUCCESS)
 }

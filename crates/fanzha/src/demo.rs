@@ -152,7 +152,7 @@ pub fn run(args: DemoArgs, store: &StoreArgs) -> Result<ExitCode> {
     }
     // 4. The monitor over the day's call records, disposal through the ledger, and the
     //    snapshot that now blocks what was disposed of.
-    let (records, planted) = fanzha_synth::call_records(&province, 5_000, 20, args.seed + 2);
+    let (records, planted) = fanzha_synth::call_records(&province, 15_000, 20, args.seed + 2);
     let planted_set: std::collections::HashMap<String, fanzha_synth::Planted> =
         planted.iter().cloned().collect();
     let mut monitor = fanzha_detect::monitor::Monitor::new(fanzha_detect::monitor::default_rules());
@@ -164,7 +164,7 @@ pub fn run(args: DemoArgs, store: &StoreArgs) -> Result<ExitCode> {
         ..demo_store.actor()
     };
     for r in &records {
-        if let Some(a) = monitor.add(r) {
+        if let Some(a) = monitor.add(&r.cdr()) {
             alerts_n += 1;
             flagged.insert(a.number.clone());
             let d = ledger.dispose(&a.number, a.action, &a.rules.join(","), &monitor_actor)?;
@@ -174,6 +174,44 @@ pub fn run(args: DemoArgs, store: &StoreArgs) -> Result<ExitCode> {
         }
     }
     let monitor_secs = t.elapsed().as_secs_f64();
+    // The day's openings through agents (R5.1): imported through the ledger's rules, watched
+    // per agent, card farms suspended.
+    let agent_day = fanzha_synth::agent_day(&province, 40, 3, args.seed + 3);
+    let agents_import = ledger.import_csv(
+        fanzha_ledger::Kind::Agents,
+        agent_day.agents_csv.as_bytes(),
+        &demo_store.actor(),
+        &mut |_| {},
+    )?;
+    let openings_import = ledger.import_csv(
+        fanzha_ledger::Kind::Subscribers,
+        agent_day.subscribers_csv.as_bytes(),
+        &demo_store.actor(),
+        &mut |_| {},
+    )?;
+    let mut openings = fanzha_detect::monitor::OpeningMonitor::new(Default::default());
+    let (mut farms_caught, mut agent_false, mut agents_suspended) = (0usize, 0usize, 0usize);
+    for (agent, holder, msisdn, at) in &agent_day.openings {
+        // New cards get the stricter new-card profile in the call monitor.
+        monitor.note_activation(msisdn, *at);
+        let Some(a) = openings.add(&fanzha_detect::monitor::Opening {
+            agent_id: agent,
+            holder_hash: holder,
+            at: *at,
+        }) else {
+            continue;
+        };
+        if a.level == "critical" {
+            if agent_day.farms.contains(&a.agent_id) {
+                farms_caught += 1;
+            } else {
+                agent_false += 1;
+            }
+            let reason = format!("{} holders within the hour", a.distinct_holders);
+            agents_suspended +=
+                ledger.suspend_agent(&a.agent_id, &reason, &monitor_actor)? as usize;
+        }
+    }
     let caught = planted.iter().filter(|(n, _)| flagged.contains(n)).count();
     let false_alerts = flagged
         .iter()
@@ -214,6 +252,18 @@ pub fn run(args: DemoArgs, store: &StoreArgs) -> Result<ExitCode> {
         "   planted fraud numbers caught: {caught}/{} (burst diallers, scanners, SIM boxes, IoT cards); false alerts: {false_alerts} of {normal} ordinary numbers",
         planted.len()
     );
+    println!(
+        "   recall {:.3} at a false-alert rate of {:.3} %",
+        caught as f64 / planted.len().max(1) as f64,
+        100.0 * false_alerts as f64 / normal.max(1) as f64
+    );
+    println!(
+        "   agents: {} openings by {} agents imported ({} refused); card farms caught {farms_caught}/{} (false: {agent_false}), {agents_suspended} agents suspended (R5.1)",
+        openings_import.accepted,
+        agents_import.accepted,
+        openings_import.refused,
+        agent_day.farms.len()
+    );
     println!("   disposal through the ledger: {blocked_n} blocklisted, {suspended_n} suspended, {reverify_n} sent to second real-name verification");
     println!("   snapshot generation {generation}: {blocked_after}/{} disposed numbers now blocked at the gateway", disposed.len());
     println!(
@@ -228,7 +278,11 @@ pub fn run(args: DemoArgs, store: &StoreArgs) -> Result<ExitCode> {
                "by_rule": by_rule, "build_ms": build_ms,
                "monitor": {"records": records.len(), "alerts": alerts_n, "planted": planted.len(), "caught": caught,
                            "false_alerts": false_alerts, "blocklisted": blocked_n, "suspended": suspended_n,
-                           "reverify": reverify_n, "blocked_after_disposal": blocked_after},
+                           "reverify": reverify_n, "blocked_after_disposal": blocked_after,
+                           "recall": caught as f64 / planted.len().max(1) as f64,
+                           "false_alert_rate": false_alerts as f64 / normal.max(1) as f64,
+                           "card_farms": agent_day.farms.len(), "card_farms_caught": farms_caught,
+                           "agents_false_alerts": agent_false, "agents_suspended": agents_suspended},
                "top_trunks": top.iter().take(5).map(|(t, n)| json!({"trunk": t, "blocked": n})).collect::<Vec<_>>()})
     );
     Ok(ExitCode::SUCCESS)

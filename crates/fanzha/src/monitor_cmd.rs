@@ -4,7 +4,9 @@
 
 use anyhow::{Context, Result};
 use clap::ValueEnum;
-use fanzha_detect::monitor::{default_rules, parse_record, parse_rules, Format, Monitor};
+use fanzha_detect::monitor::{
+    default_rules, parse_json_record, parse_rules, read_csv, Format, Monitor,
+};
 use serde_json::{json, Value};
 use std::io::Write;
 use std::path::PathBuf;
@@ -100,36 +102,36 @@ pub fn run(args: MonitorArgs, store: &crate::backend::StoreArgs) -> Result<ExitC
             } else {
                 Format::Sichuan
             };
-            let mut r = csv::ReaderBuilder::new()
-                .flexible(true)
-                .from_reader(&data[..]);
-            let headers: Vec<String> = r
-                .headers()?
-                .iter()
-                .map(|h| h.trim().to_ascii_lowercase())
-                .collect();
-            for rec in r.records() {
-                let rec = match rec {
-                    Ok(rec) => rec,
-                    Err(e) => {
-                        report_bad(e.position().map(|p| p.line()).unwrap_or(0), e.to_string());
-                        continue;
+            let mut failed = None;
+            let mut raised = Vec::new();
+            let header = read_csv(
+                &data,
+                format,
+                |batch| {
+                    if failed.is_some() {
+                        return;
                     }
-                };
-                let line = rec.position().map(|p| p.line()).unwrap_or(0);
-                let get = |k: &str| headers.iter().position(|h| h == k).and_then(|i| rec.get(i));
-                match parse_record(format, &get) {
-                    Ok(c) => {
-                        if let Some(a) = monitor.add(&c) {
-                            alerts += 1;
-                            emit(a, &mut out)?;
+                    monitor.add_batch(batch, &mut raised);
+                    for a in raised.drain(..) {
+                        alerts += 1;
+                        if let Err(e) = emit(a, &mut out) {
+                            failed = Some(e);
+                            return;
                         }
                     }
-                    Err(why) => report_bad(line, why),
-                }
+                },
+                &mut report_bad,
+            );
+            if let Err(why) = header {
+                eprintln!("fanzha monitor: {}: {why}", args.cdr.display());
+                return Ok(ExitCode::from(1));
+            }
+            if let Some(e) = failed {
+                return Err(e);
             }
         }
         CdrFormat::Jsonl => {
+            let mut scratch = Vec::new();
             for (i, line) in data.split(|&b| b == b'\n').enumerate() {
                 if line.iter().all(u8::is_ascii_whitespace) {
                     continue;
@@ -141,20 +143,7 @@ pub fn run(args: MonitorArgs, store: &crate::backend::StoreArgs) -> Result<ExitC
                         continue;
                     }
                 };
-                let fields: std::collections::HashMap<String, String> = v
-                    .as_object()
-                    .map(|o| {
-                        o.iter()
-                            .filter_map(|(k, x)| match x {
-                                Value::String(s) => Some((k.clone(), s.clone())),
-                                Value::Null => None,
-                                other => Some((k.clone(), other.to_string())),
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let get = |k: &str| fields.get(k).map(String::as_str);
-                match parse_record(Format::JsonLines, &get) {
+                match parse_json_record(&v, &mut scratch) {
                     Ok(c) => {
                         if let Some(a) = monitor.add(&c) {
                             alerts += 1;
@@ -170,7 +159,7 @@ pub fn run(args: MonitorArgs, store: &crate::backend::StoreArgs) -> Result<ExitC
     eprintln!(
         "{}",
         json!({"records": monitor.records, "bad_records": bad, "alerts": alerts, "disposals": disposals,
-               "active_numbers": monitor.active_numbers(), "bytes_per_number": Monitor::bytes_per_number()})
+               "active_numbers": monitor.active_numbers(), "bytes_per_number": monitor.bytes_per_number()})
     );
     Ok(ExitCode::SUCCESS)
 }
