@@ -38,6 +38,11 @@ pub enum ModelCommand {
         /// Do not derive the ratio features.
         #[arg(long)]
         no_ratios: bool,
+        /// Only the features the live monitor computes (the Sichuan voice columns it shares:
+        /// opposite_count, opposite_unique, voc_calltype1, imeis, …), so `fanzha monitor
+        /// --model` and `fanzha serve` can apply the model to the call stream.
+        #[arg(long)]
+        online: bool,
     },
     /// Evaluate on a labelled table: one JSON object {rows, auc, macro_f1, precision, recall, threshold}.
     Eval {
@@ -64,7 +69,8 @@ fn table(path: &Path, need_label: bool) -> Result<Table> {
     Table::from_csv(&data, need_label).with_context(|| format!("{}", path.display()))
 }
 
-fn load(path: &Path) -> Result<Model> {
+/// Reads a model file written by `fanzha model train`.
+pub fn load(path: &Path) -> Result<Model> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read model {}", path.display()))?;
     let m: Model = serde_json::from_str(&text)
@@ -88,8 +94,24 @@ pub fn run(cmd: ModelCommand) -> Result<ExitCode> {
             max_depth,
             col_sample,
             no_ratios,
+            online,
         } => {
-            let t = table(&features, true)?;
+            let mut t = table(&features, true)?;
+            if online {
+                let keep: Vec<String> = t
+                    .features
+                    .iter()
+                    .filter(|f| fanzha_detect::monitor::online_feature(f))
+                    .cloned()
+                    .collect();
+                anyhow::ensure!(
+                    !keep.is_empty(),
+                    "{}: no column is a feature the monitor computes",
+                    features.display()
+                );
+                eprintln!("fanzha model: online features: {}", keep.join(", "));
+                t = t.project(&keep);
+            }
             let ratios = if no_ratios {
                 Vec::new()
             } else {

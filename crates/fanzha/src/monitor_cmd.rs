@@ -34,6 +34,10 @@ pub struct MonitorArgs {
     /// default: the built-in rules.
     #[arg(long)]
     rules: Option<PathBuf>,
+    /// A scoring model (`fanzha model train --online`) applied to every number as its
+    /// records arrive and once more at the end; its alerts carry rule `model`.
+    #[arg(long)]
+    model: Option<PathBuf>,
     /// Execute each alert's action in the ledger (blocklist + suspend, second real-name
     /// verification) as audited writes; screening blocks disposed numbers from then on.
     #[arg(long)]
@@ -72,6 +76,13 @@ pub fn run(args: MonitorArgs, store: &crate::backend::StoreArgs) -> Result<ExitC
     let data =
         std::fs::read(&args.cdr).with_context(|| format!("cannot read {}", args.cdr.display()))?;
     let mut monitor = Monitor::new(rules);
+    if let Some(path) = &args.model {
+        let model = crate::model_cmd::load(path)?;
+        monitor
+            .set_model(model)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    }
+    let mut last_ts = 0i64;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let (mut bad, mut alerts) = (0u64, 0u64);
@@ -111,6 +122,7 @@ pub fn run(args: MonitorArgs, store: &crate::backend::StoreArgs) -> Result<ExitC
                     if failed.is_some() {
                         return;
                     }
+                    last_ts = batch.iter().fold(last_ts, |t, c| t.max(c.start));
                     monitor.add_batch(batch, &mut raised);
                     for a in raised.drain(..) {
                         alerts += 1;
@@ -132,6 +144,7 @@ pub fn run(args: MonitorArgs, store: &crate::backend::StoreArgs) -> Result<ExitC
         }
         CdrFormat::Jsonl => {
             let mut scratch = Vec::new();
+            let mut raised = Vec::new();
             for (i, line) in data.split(|&b| b == b'\n').enumerate() {
                 if line.iter().all(u8::is_ascii_whitespace) {
                     continue;
@@ -145,7 +158,9 @@ pub fn run(args: MonitorArgs, store: &crate::backend::StoreArgs) -> Result<ExitC
                 };
                 match parse_json_record(&v, &mut scratch) {
                     Ok(c) => {
-                        if let Some(a) = monitor.add(&c) {
+                        last_ts = last_ts.max(c.start);
+                        monitor.add_batch(std::slice::from_ref(&c), &mut raised);
+                        for a in raised.drain(..) {
                             alerts += 1;
                             emit(a, &mut out)?;
                         }
@@ -154,6 +169,12 @@ pub fn run(args: MonitorArgs, store: &crate::backend::StoreArgs) -> Result<ExitC
                 }
             }
         }
+    }
+    let mut last = monitor.take_pending();
+    last.extend(monitor.score_all(last_ts));
+    for a in last {
+        alerts += 1;
+        emit(a, &mut out)?;
     }
     out.flush()?;
     eprintln!(

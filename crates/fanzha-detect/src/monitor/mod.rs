@@ -17,7 +17,7 @@ pub use record::{parse_json_record, read_csv, Cdr, Direction, Format, Layout};
 pub use state::{Feature, Features, NumberState};
 
 use serde::{Deserialize, Serialize};
-use state::{h64, EPOCH_2020};
+use state::{h64, EPOCH_2000};
 
 /// Number classes with their own thresholds.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, Hash)]
@@ -225,6 +225,56 @@ pub struct Alert {
     pub action: &'static str,
 }
 
+/// The feature names a model may use online: the monitor's own features and ratios of two
+/// of them (`a/b`, as [`crate::Table::with_ratios`] names them).
+pub fn online_feature(name: &str) -> bool {
+    match name.split_once('/') {
+        Some((a, b)) => Feature::from_name(a).is_some() && Feature::from_name(b).is_some(),
+        None => Feature::from_name(name).is_some(),
+    }
+}
+
+/// Calls before the model speaks about a number: fewer say too little about behaviour.
+const MODEL_MIN_CALLS: f64 = 32.0;
+
+/// A scoring model bound to the monitor's features.
+struct OnlineModel {
+    model: crate::Model,
+    /// Per model feature: the feature, or the two of a ratio; `None` = always missing.
+    inputs: Vec<Option<(Feature, Option<Feature>)>>,
+}
+
+impl OnlineModel {
+    fn new(model: crate::Model) -> OnlineModel {
+        let inputs = model
+            .features
+            .iter()
+            .map(|name| match name.split_once('/') {
+                Some((a, b)) => Some((Feature::from_name(a)?, Some(Feature::from_name(b)?))),
+                None => Some((Feature::from_name(name)?, None)),
+            })
+            .collect();
+        OnlineModel { model, inputs }
+    }
+
+    fn score(&self, state: &NumberState, row: &mut Vec<f32>) -> f64 {
+        row.clear();
+        row.extend(self.inputs.iter().map(|input| match *input {
+            None => f32::NAN,
+            Some((f, None)) => state.feature(f) as f32,
+            Some((a, Some(b))) => {
+                let d = state.feature(b);
+                if d == 0.0 {
+                    f32::NAN
+                } else {
+                    (state.feature(a) / d) as f32
+                }
+            }
+        }));
+        self.model.predict(row)
+    }
+}
+
 /// A rule resolved for the hot path.
 #[derive(Clone, Debug)]
 struct Compiled {
@@ -275,6 +325,15 @@ pub struct Monitor {
     last_evict: i64,
     /// Records seen.
     pub records: u64,
+    /// The model scores a number only after watching it this long (seconds): it was trained
+    /// on months of behaviour, and every number looks new — few days, few hours — at first.
+    pub model_min_window_s: i64,
+    model: Option<OnlineModel>,
+    row: Vec<f32>,
+    pending: Vec<Alert>,
+    /// With a model: the ids of numbers that are not phone numbers (hashed ids), so
+    /// [`Monitor::score_all`] can name them.
+    opaque_ids: rustc_hash::FxHashMap<u64, String>,
 }
 
 impl Monitor {
@@ -316,7 +375,72 @@ impl Monitor {
             new_card_days: 7,
             last_evict: 0,
             records: 0,
+            model_min_window_s: 14 * 86_400,
+            model: None,
+            row: Vec::new(),
+            pending: Vec::new(),
+            opaque_ids: Default::default(),
         }
+    }
+
+    /// Scores numbers with `model` as their records arrive (at 32, 64, 128, … calls, once
+    /// watched for [`Monitor::model_min_window_s`]) and in
+    /// [`Monitor::score_all`]; a score at or above the model's threshold raises a warning
+    /// with rule `model`. Model features the monitor does not compute are missing. Errs
+    /// when the model uses none of the monitor's features.
+    pub fn set_model(&mut self, model: crate::Model) -> Result<(), String> {
+        let online = OnlineModel::new(model);
+        if online.inputs.iter().all(Option::is_none) {
+            return Err(format!(
+                "the model uses none of the monitor's features (it has {}; train it with --online)",
+                online.model.features.join(", ")
+            ));
+        }
+        self.model = Some(online);
+        Ok(())
+    }
+
+    /// Scores every active number with the model (end of a batch run, or periodically in a
+    /// service); alerts for those at or above its threshold that have not been alerted yet.
+    pub fn score_all(&mut self, now: i64) -> Vec<Alert> {
+        self.score_numbers(now, u32::MAX, self.model_min_window_s)
+    }
+
+    /// Model alerts for the numbers last seen before `seen_before` (2000-based seconds) and
+    /// watched for at least `min_window` seconds.
+    fn score_numbers(&mut self, now: i64, seen_before: u32, min_window: i64) -> Vec<Alert> {
+        let Some(model) = &self.model else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let threshold = model.model.threshold;
+        let (states, row, ids) = (&mut self.states, &mut self.row, &self.opaque_ids);
+        states.for_each_mut(|key, state| {
+            if state.alerted != 0
+                || state.last_seen >= seen_before
+                || state.observed_s(now) < min_window
+                || state.feature(Feature::OppositeCount) < MODEL_MIN_CALLS
+            {
+                return;
+            }
+            let p = model.score(state, row);
+            if p >= threshold {
+                state.alerted |= 1;
+                let mut alert = model_alert(now, p, state);
+                alert.number = match ids.get(&key) {
+                    Some(id) => id.clone(),
+                    None => fanzha_model::PhoneNumber::from_bits(key).e164(),
+                };
+                out.push(alert);
+            }
+        });
+        out
+    }
+
+    /// Alerts raised outside a record's own processing (the model's last look at numbers
+    /// being evicted); [`Monitor::add_batch`] hands them out with its own.
+    pub fn take_pending(&mut self) -> Vec<Alert> {
+        std::mem::take(&mut self.pending)
     }
 
     /// Numbers with state.
@@ -332,6 +456,7 @@ impl Monitor {
 
     fn slot_of(&mut self, number: &str) -> usize {
         let key = number_key(number);
+        self.remember_opaque(key, number);
         self.states
             .find_or_insert(key, table::hash(key), || NumberState::new(class_of(number)))
     }
@@ -341,7 +466,7 @@ impl Monitor {
     pub fn note_activation(&mut self, number: &str, activated_unix: i64) {
         let slot = self.slot_of(number);
         let state = &mut self.states.entry_mut(slot).state;
-        state.activated = (activated_unix - EPOCH_2020).clamp(1, u32::MAX as i64) as u32;
+        state.activated = (activated_unix - EPOCH_2000).clamp(1, u32::MAX as i64) as u32;
         state.last_seen = state.last_seen.max(state.activated);
     }
 
@@ -352,10 +477,26 @@ impl Monitor {
         Some(&self.states.entry_mut(slot).state)
     }
 
+    fn remember_opaque(&mut self, key: u64, number: &str) {
+        if self.model.is_some() && key >> 63 == 1 && !self.opaque_ids.contains_key(&key) {
+            self.opaque_ids.insert(key, number.trim().to_string());
+        }
+    }
+
     fn evict_idle(&mut self, now: i64) {
         if now - self.last_evict > 3600 {
-            let cutoff = (now - self.idle_evict_s - EPOCH_2020).max(0) as u32;
+            let cutoff = (now - self.idle_evict_s - EPOCH_2000).max(0) as u32;
+            // The model's last look before a number is forgotten: a fraud card used for a
+            // few days and dropped is idle long before it has been watched long enough — but
+            // its life is complete, so the model, trained on whole lives, may judge it.
+            let last_look = self.score_numbers(now, cutoff, 0);
+            self.pending.extend(last_look);
             self.states.retain(|e| e.state.last_seen >= cutoff);
+            if !self.opaque_ids.is_empty() {
+                let states = &self.states;
+                self.opaque_ids
+                    .retain(|&k, _| states.find(k, table::hash(k)).is_some());
+            }
             self.last_evict = now;
         }
     }
@@ -375,8 +516,10 @@ impl Monitor {
         let mut slots = [0usize; CHUNK];
         for chunk in records.chunks(CHUNK) {
             self.evict_idle(chunk[0].start);
+            alerts.append(&mut self.pending);
             for (k, c) in keys.iter_mut().zip(chunk) {
                 let key = number_key(c.number);
+                self.remember_opaque(key, c.number);
                 let h = table::hash(key);
                 self.states.prefetch_index(h);
                 *k = (key, h);
@@ -412,6 +555,22 @@ impl Monitor {
             }
             other => other,
         };
+        if let Some(model) = &self.model {
+            let calls = state.feature(Feature::OppositeCount) as u32;
+            if state.alerted == 0
+                && calls >= MODEL_MIN_CALLS as u32
+                && calls.is_power_of_two()
+                && state.observed_s(c.start) >= self.model_min_window_s
+            {
+                let p = model.score(state, &mut self.row);
+                if p >= model.model.threshold {
+                    state.alerted |= 1;
+                    let mut alert = model_alert(c.start, p, state);
+                    alert.number = display_number(c.number);
+                    return Some(alert);
+                }
+            }
+        }
         let class_index = CLASSES.iter().position(|k| *k == class).unwrap_or(0);
         let hour = ((c.start + 8 * 3600).rem_euclid(86_400) / 3600) as u32;
         let mut level = 0u8;
@@ -466,6 +625,22 @@ impl Monitor {
             features: state.features(),
             action,
         })
+    }
+}
+
+fn model_alert(ts: i64, p: f64, state: &NumberState) -> Alert {
+    Alert {
+        number: String::new(),
+        ts,
+        score: (p * 1000.0).round() / 1000.0,
+        level: "warning",
+        rules: vec!["model".into()],
+        features: state.features(),
+        // A model's word alone sends the holder to second verification, never to a block.
+        action: match state.class {
+            NumberClass::Mobile | NumberClass::NewCard => "reverify",
+            _ => "watch",
+        },
     }
 }
 

@@ -5,8 +5,8 @@ use super::record::{Cdr, Direction};
 use serde::Serialize;
 use std::sync::LazyLock;
 
-/// 2020-01-01T00:00:00Z: the origin of the compact per-number times.
-pub(crate) const EPOCH_2020: i64 = 1_577_836_800;
+/// 2000-01-01T00:00:00Z: the origin of the compact per-number times (the Sichuan data starts in 2019).
+pub(crate) const EPOCH_2000: i64 = 946_684_800;
 
 /// FNV-1a with a final mix: enough for sketches.
 pub(crate) fn h64(s: &str) -> u64 {
@@ -41,6 +41,16 @@ pub(crate) fn callee_value(s: &str) -> Option<u64> {
         v %= 100_000_000_000;
     }
     Some(v)
+}
+
+/// Day of the month (0-based) of a day number since 1970-01-01 (Hinnant's `civil_from_days`).
+fn day_of_month(days: i64) -> u32 {
+    let z = days + 719_468;
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    (doy - (153 * mp + 2) / 5) as u32
 }
 
 /// ln table of the linear-counting estimator: `-m ln(z/m)` for z zero bits out of m.
@@ -103,9 +113,9 @@ pub enum Feature {
     DistinctCallees24h,
     /// All calls since first seen (Sichuan `opposite_count`).
     OppositeCount,
-    /// Distinct peers (Sichuan `opposite_unique`).
+    /// Distinct peers, both directions (Sichuan `opposite_unique`).
     OppositeUnique,
-    /// Calls per distinct peer (Sichuan `phone2opposite_mean`).
+    /// Calls per distinct peer, both directions (Sichuan `phone2opposite_mean`).
     Phone2OppositeMean,
     /// Outgoing share (Sichuan `voc_calltype1`).
     VocCalltype1,
@@ -113,7 +123,7 @@ pub enum Feature {
     AnswerRatio,
     /// Share of calls under 10 s.
     ShortCallRatio,
-    /// Mean answered duration (Sichuan `call_dur_mean`).
+    /// Mean call duration, unanswered calls counting 0 (Sichuan `call_dur_mean`).
     CallDurMean,
     /// Longest call (Sichuan `call_dur_max`).
     CallDurMax,
@@ -127,7 +137,7 @@ pub enum Feature {
     NightShare,
     /// Distinct hours of day active (Sichuan `voc_hour_nunique`).
     VocHourNunique,
-    /// Distinct days active (Sichuan `voc_day_nunique`).
+    /// Distinct days of the month active (Sichuan `voc_day_nunique`).
     VocDayNunique,
     /// Longest run of arithmetically consecutive callees (号段扫描).
     SequentialRun,
@@ -207,10 +217,10 @@ impl Features {
 /// Per-number state: fixed size, whatever the traffic.
 #[derive(Clone, Debug, Default)]
 pub struct NumberState {
-    /// Seconds since 2020-01-01 (fits 136 years in 4 bytes).
+    /// Seconds since 2000-01-01 (fits 136 years in 4 bytes).
     first_seen: u32,
     pub(crate) last_seen: u32,
-    /// Activation (from the ledger), seconds since 2020-01-01; 0 = unknown.
+    /// Activation (from the ledger), seconds since 2000-01-01; 0 = unknown.
     pub(crate) activated: u32,
     // 1-minute window: calls in the current and previous minute.
     minute: i32,
@@ -224,7 +234,7 @@ pub struct NumberState {
     day_buckets: [u16; 12],
     day_bucket_epoch: i32,
     distinct_24h: Distinct,
-    /// Day (since 2020-01-01) of `distinct_24h`.
+    /// Day (since 2000-01-01) of `distinct_24h`.
     distinct_24h_epoch: u16,
     // Since activation.
     calls_out: u32,
@@ -241,7 +251,7 @@ pub struct NumberState {
     imeis: Distinct64,
     last_imei: u32,
     imei_changes_24h: u16,
-    /// Day (since 2020-01-01) of `imei_changes_24h`.
+    /// Day (since 2000-01-01) of `imei_changes_24h`.
     imei_epoch: u16,
     // Sequential dialling (号段扫描): callee numbers in an arithmetic run.
     last_callee: u64,
@@ -282,7 +292,7 @@ impl NumberState {
         *epoch = now_slot;
     }
 
-    /// Seconds since 2020-01-01 of the first record (or the activation, when known).
+    /// Seconds since 2000-01-01 of the first record (or the activation, when known).
     pub(crate) fn age_origin(&self) -> u32 {
         if self.activated != 0 {
             self.activated
@@ -291,27 +301,30 @@ impl NumberState {
         }
     }
 
+    /// Seconds between the first record (or activation) and `now`.
+    pub(crate) fn observed_s(&self, now: i64) -> i64 {
+        now - EPOCH_2000 - self.age_origin() as i64
+    }
+
     /// Adds one record.
     pub fn add(&mut self, c: &Cdr<'_>) {
         let t = c.start;
-        let rel = (t - EPOCH_2020).clamp(1, u32::MAX as i64) as u32;
+        let rel = (t - EPOCH_2000).clamp(1, u32::MAX as i64) as u32;
         if self.first_seen == 0 {
             self.first_seen = rel;
         }
         self.last_seen = self.last_seen.max(rel);
-        let first_seen = self.first_seen as i64 + EPOCH_2020;
         let local = t + 8 * 3600;
         let hour_of_day = (local.rem_euclid(86_400) / 3600) as u32;
         self.hours_seen |= 1 << hour_of_day;
-        let day_index =
-            (local.div_euclid(86_400) - (first_seen + 8 * 3600).div_euclid(86_400)).clamp(0, 31);
-        self.days_seen |= 1 << day_index;
+        // Day of the month, as the Sichuan table counts `voc_day_nunique` (at most 31).
+        self.days_seen |= 1 << day_of_month(local.div_euclid(86_400));
         match (c.cell, c.area) {
             (Some(cell), Some(area)) => self.cells.add(h64(cell) ^ h64(area).rotate_left(17)),
             (Some(one), None) | (None, Some(one)) => self.cells.add(h64(one)),
             (None, None) => {}
         }
-        let day = ((t - EPOCH_2020).div_euclid(86_400)).clamp(0, u16::MAX as i64) as u16;
+        let day = ((t - EPOCH_2000).div_euclid(86_400)).clamp(0, u16::MAX as i64) as u16;
         if let Some(imei) = c.imei {
             let h = h64(imei);
             if day != self.imei_epoch {
@@ -327,9 +340,17 @@ impl NumberState {
         }
         if c.duration_s > 0 {
             self.answered += 1;
-            self.duration_sum = self.duration_sum.saturating_add(c.duration_s);
-            self.duration_max = self.duration_max.max(c.duration_s);
         }
+        self.duration_sum = self.duration_sum.saturating_add(c.duration_s);
+        self.duration_max = self.duration_max.max(c.duration_s);
+        let callee = callee_value(c.other);
+        let oh = match callee {
+            // A multiplicative mix spreads consecutive numbers over the sketch.
+            Some(v) => v.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 7,
+            None => h64(c.other),
+        };
+        // Peers in both directions, as the Sichuan `opposite_unique` counts them.
+        self.distinct_all.add(oh);
         if c.duration_s < 10 {
             self.short_calls += 1;
         }
@@ -366,18 +387,11 @@ impl NumberState {
         Self::roll(&mut self.day_buckets, &mut self.day_bucket_epoch, two_hours);
         let slot = &mut self.day_buckets[two_hours.rem_euclid(12) as usize];
         *slot = slot.saturating_add(1);
-        let callee = callee_value(c.other);
-        let oh = match callee {
-            // A multiplicative mix spreads consecutive numbers over the sketch.
-            Some(v) => v.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 7,
-            None => h64(c.other),
-        };
         if day != self.distinct_24h_epoch {
             self.distinct_24h = Distinct::default();
             self.distinct_24h_epoch = day;
         }
         self.distinct_24h.add(oh);
-        self.distinct_all.add(oh);
         if let Some(v) = callee {
             let step = (v as i64 - self.last_callee as i64).clamp(-1_000_000, 1_000_000) as i32;
             let near = self.last_callee != 0 && step != 0 && step.abs() <= 10;
@@ -414,7 +428,7 @@ impl NumberState {
             Feature::Phone2OppositeMean => {
                 let distinct = self.distinct_all.estimate();
                 if distinct > 0.0 {
-                    self.calls_out as f64 / distinct
+                    calls as f64 / distinct
                 } else {
                     0.0
                 }
@@ -423,8 +437,8 @@ impl NumberState {
             Feature::AnswerRatio => share(self.answered),
             Feature::ShortCallRatio => share(self.short_calls),
             Feature::CallDurMean => {
-                if self.answered > 0 {
-                    self.duration_sum as f64 / self.answered as f64
+                if calls > 0 {
+                    self.duration_sum as f64 / calls as f64
                 } else {
                     0.0
                 }
@@ -452,5 +466,17 @@ impl NumberState {
                 })
                 .collect(),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn day_of_month_matches_the_calendar() {
+        // 2026-11-29 is day 20_786 since 1970-01-01; 2024-02-29 is 19_782; 2000-03-01 is 11_017.
+        assert_eq!(super::day_of_month(20_786), 28);
+        assert_eq!(super::day_of_month(19_782), 28);
+        assert_eq!(super::day_of_month(19_783), 0);
+        assert_eq!(super::day_of_month(11_017), 0);
     }
 }

@@ -140,6 +140,13 @@ impl StateTable {
         }
     }
 
+    /// Visits every entry.
+    pub fn for_each_mut(&mut self, mut f: impl FnMut(u64, &mut NumberState)) {
+        for e in &mut self.entries {
+            f(e.key, &mut e.state);
+        }
+    }
+
     pub fn entry_mut(&mut self, slot: usize) -> &mut Entry {
         &mut self.entries[slot]
     }
