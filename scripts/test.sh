@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's one test command (README, .ci/run): starts every service the tests need
-# (a throwaway PostgreSQL on 127.0.0.1, SIPp), runs the whole workspace's tests, stops the services.
+# (a throwaway PostgreSQL on 127.0.0.1, SIPp, the Tansu Kafka broker the Kafka test starts
+# on 127.0.0.1), runs the whole workspace's tests, stops the services.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +12,11 @@ if ! command -v sipp >/dev/null 2>&1; then
   apt-get update -qq >&2
   apt-get install -y -qq sip-tester >&2
 fi
+
+# The Kafka end-to-end test starts its own Tansu broker on a free 127.0.0.1 port; here it is
+# required, not skipped.
+FANZHA_TANSU="$(bash scripts/kafka.sh)"
+export FANZHA_TANSU FANZHA_REQUIRE_KAFKA=1
 
 eval "$(bash scripts/postgres.sh start)"
 trap 'bash scripts/postgres.sh stop "$FANZHA_PG_DIR"' EXIT

@@ -40,6 +40,17 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The clock.
     pub clock: Clock,
+    /// The monitor's ingest (`POST /v1/cdr`), when enabled.
+    pub monitor: Option<MonitorIngest>,
+}
+
+/// The monitor as the API drives it.
+#[derive(Clone)]
+pub struct MonitorIngest {
+    /// The detector (shared with the Kafka consumer).
+    pub pipeline: Arc<Mutex<fanzha_monitor::Pipeline>>,
+    /// Execute alerts' actions in the ledger (else only report them).
+    pub dispose: bool,
 }
 
 impl AppState {
@@ -141,6 +152,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/ledger/{kind}/{key}", get(ledger_get))
         .route("/v1/ledger/{kind}/{key}/history", get(ledger_history))
         .route("/v1/numbers/{number}", get(number))
+        .route("/v1/cdr", post(cdr_ingest))
         .route("/openapi.json", get(openapi))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
@@ -268,6 +280,97 @@ async fn ledger_write(
             json!({"kind": kind, "accepted": report.accepted, "refused": report.refused,
                         "refusals": report.refusals, "generation": generation}),
         ))
+    })
+    .await
+}
+
+#[derive(serde::Deserialize)]
+struct CdrQuery {
+    format: Option<String>,
+}
+
+/// A batch of call records for the monitor: native CSV (default), Sichuan CSV, or JSON lines
+/// (`?format=`, or `Content-Type: application/x-ndjson`). Alerts are disposed of through the
+/// ledger and the screening snapshot is refreshed before the answer returns, so a disposed
+/// number is blocked by the time the client reads it.
+async fn cdr_ingest(
+    State(state): State<AppState>,
+    Query(q): Query<CdrQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    use fanzha_detect::monitor::Format;
+    let Some(ingest) = state.monitor.clone() else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "monitor_disabled",
+            "the monitor is not enabled in this service ([monitor] enabled = false)",
+        ));
+    };
+    let ndjson = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.contains("ndjson") || c.contains("jsonl"));
+    let format = match q.format.as_deref() {
+        None if ndjson => Format::JsonLines,
+        None | Some("native") => Format::Native,
+        Some("sichuan") => Format::Sichuan,
+        Some("jsonl") => Format::JsonLines,
+        Some(other) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "unknown_format",
+                format!("format {other:?} is not native, sichuan or jsonl"),
+            ))
+        }
+    };
+    let actor_name = state.actor(&headers).name;
+    blocking(move || {
+        let report = {
+            let mut pipeline = ingest.pipeline.lock().unwrap_or_else(|p| p.into_inner());
+            let result = if ingest.dispose {
+                let clock = state.clock.clone();
+                let mut disposer = fanzha_monitor::LedgerDisposer {
+                    ledger: state.ledger.clone(),
+                    actor: Arc::new(move || {
+                        let (now, today) = clock();
+                        Actor {
+                            name: format!("fanzha-monitor ({actor_name})"),
+                            now,
+                            today,
+                        }
+                    }),
+                };
+                pipeline.ingest_body(&body, format, &mut disposer)
+            } else {
+                pipeline.ingest_body(&body, format, &mut fanzha_monitor::ReportOnly)
+            };
+            result.map_err(|e| match e {
+                fanzha_monitor::IngestError::Header(m) => {
+                    ApiError::new(StatusCode::BAD_REQUEST, "missing_column", m)
+                }
+                fanzha_monitor::IngestError::Disposal(s) => ApiError::from(s),
+            })?
+        };
+        let m = &state.metrics;
+        use std::sync::atomic::Ordering::Relaxed;
+        m.cdr_records.fetch_add(report.records, Relaxed);
+        m.cdr_bad.fetch_add(report.bad_records, Relaxed);
+        m.cdr_alerts.fetch_add(report.alerts.len() as u64, Relaxed);
+        m.cdr_disposals.fetch_add(report.disposals, Relaxed);
+        let generation = if report.disposals > 0 {
+            refresh(&state.ledger, &state.engine, &state.metrics)?
+        } else {
+            state.engine.snapshot().generation
+        };
+        Ok(Json(json!({
+            "records": report.records,
+            "bad_records": report.bad_records,
+            "errors": report.errors,
+            "alerts": report.alerts,
+            "disposals": report.disposals,
+            "generation": generation,
+        })))
     })
     .await
 }

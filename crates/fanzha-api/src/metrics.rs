@@ -28,6 +28,14 @@ pub struct Metrics {
     pub ledger_accepted: AtomicU64,
     /// Rows refused.
     pub ledger_refused: AtomicU64,
+    /// Call records the monitor processed (HTTP and Kafka).
+    pub cdr_records: AtomicU64,
+    /// Call records skipped as bad.
+    pub cdr_bad: AtomicU64,
+    /// Monitor alerts.
+    pub cdr_alerts: AtomicU64,
+    /// Alerts whose disposal changed the ledger.
+    pub cdr_disposals: AtomicU64,
 }
 
 impl Metrics {
@@ -114,6 +122,24 @@ impl Metrics {
             s,
             "fanzha_ledger_rows_total{{outcome=\"refused\"}} {}",
             self.ledger_refused.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(s, "# HELP fanzha_monitor_records_total Call records seen by the monitor.\n# TYPE fanzha_monitor_records_total counter");
+        for (outcome, v) in [("processed", &self.cdr_records), ("bad", &self.cdr_bad)] {
+            let _ = writeln!(
+                s,
+                "fanzha_monitor_records_total{{outcome=\"{outcome}\"}} {}",
+                v.load(Ordering::Relaxed)
+            );
+        }
+        let _ = writeln!(
+            s,
+            "# TYPE fanzha_monitor_alerts_total counter\nfanzha_monitor_alerts_total {}",
+            self.cdr_alerts.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            s,
+            "# TYPE fanzha_monitor_disposals_total counter\nfanzha_monitor_disposals_total {}",
+            self.cdr_disposals.load(Ordering::Relaxed)
         );
         s
     }

@@ -28,6 +28,12 @@ fn state() -> AppState {
                 },
             )
         }),
+        monitor: Some(MonitorIngest {
+            pipeline: Arc::new(Mutex::new(fanzha_monitor::Pipeline::new(
+                fanzha_detect::monitor::Monitor::new(fanzha_detect::monitor::default_rules()),
+            ))),
+            dispose: true,
+        }),
     }
 }
 
@@ -186,4 +192,65 @@ async fn health_metrics_openapi() {
     assert!(v["paths"]["/v1/screen"].is_object());
     let (_, m) = call(&app, "GET", "/metrics", "", "").await;
     assert!(m.as_str().unwrap().contains("fanzha_snapshot_generation"));
+}
+
+#[tokio::test]
+async fn call_records_in_disposal_out_and_screening_blocks_at_once() {
+    let app = app(state());
+    let trunks = "trunk_id,kind,owner_uscc,peer,contracted_numbers,forwarding_approved,state\nacc-1,access,,,,false,active\n";
+    let (s, _) = call(&app, "POST", "/v1/ledger/trunks", "text/csv", trunks).await;
+    assert_eq!(s, StatusCode::OK);
+    let attempt = r#"{"id":"c","ts":"2026-11-30T11:00:00+08:00","trunk":"acc-1","caller":"+8613500000001","callee":"13912345678"}"#;
+    let (_, v) = call(&app, "POST", "/v1/screen", "application/json", attempt).await;
+    assert_eq!(v["action"], "allow", "{v}");
+    // A burst dialler: 20 calls in 40 seconds (R9.1), plus one bad record.
+    let mut cdr = String::from("start,caller,callee,duration_s,trunk,imei,cell\n");
+    for i in 0..20 {
+        cdr += &format!(
+            "2026-11-30T10:00:{:02}+08:00,+8613500000001,+86139{:08},0,acc-1,,\n",
+            i * 2,
+            i * 7919
+        );
+    }
+    cdr += "yesterday,+8613500000002,+8613900000000,0,acc-1,,\n";
+    let (s, v) = call(&app, "POST", "/v1/cdr", "text/csv", &cdr).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["records"], 20);
+    assert_eq!(v["bad_records"], 1);
+    assert_eq!(v["errors"][0]["line"], 22);
+    assert_eq!(v["alerts"][1]["level"], "critical");
+    assert_eq!(v["alerts"][1]["action"], "suspend_and_block");
+    assert_eq!(v["disposals"], 1);
+    // The answer came back after the snapshot swap: the number is blocked now (R15.3).
+    let (_, v) = call(&app, "POST", "/v1/screen", "application/json", attempt).await;
+    assert_eq!(v["action"], "block", "{v}");
+    assert_eq!(v["rules"][0], "number-blocklisted", "{v}");
+    // JSON lines too; bad requests get stable codes.
+    let line = r#"{"start":"2026-11-30T12:00:00+08:00","caller":"+8613500000009","callee":"+8613900000000","duration_s":30}"#;
+    let (s, v) = call(&app, "POST", "/v1/cdr", "application/x-ndjson", line).await;
+    assert_eq!((s, v["records"].clone()), (StatusCode::OK, json!(1)));
+    let (s, v) = call(&app, "POST", "/v1/cdr?format=xml", "text/csv", &cdr).await;
+    assert_eq!(
+        (s, v["error"]["code"].clone()),
+        (StatusCode::BAD_REQUEST, json!("unknown_format"))
+    );
+    let (s, v) = call(
+        &app,
+        "POST",
+        "/v1/cdr",
+        "text/csv",
+        "caller\n+8613500000001\n",
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"]["code"].clone()),
+        (StatusCode::BAD_REQUEST, json!("missing_column"))
+    );
+    let (_, v) = call(&app, "GET", "/metrics", "text/plain", "").await;
+    let text = v.as_str().unwrap();
+    assert!(
+        text.contains("fanzha_monitor_records_total{outcome=\"processed\"} 21"),
+        "{text}"
+    );
+    assert!(text.contains("fanzha_monitor_alerts_total 2"), "{text}");
 }

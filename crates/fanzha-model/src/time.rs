@@ -38,6 +38,15 @@ pub fn parse_time(s: &str) -> Result<DateTime<FixedOffset>, String> {
     Err(format!("{s:?} is not an RFC 3339 time"))
 }
 
+/// Unix seconds as RFC 3339 in China time (`2026-11-30T10:00:00+08:00`); `None` when out
+/// of chrono's range.
+pub fn format_china(unix: i64) -> Option<String> {
+    DateTime::from_timestamp(unix, 0).map(|t| {
+        t.with_timezone(&cst())
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+    })
+}
+
 /// Days from 1970-01-01 to the proleptic Gregorian date (Howard Hinnant's `days_from_civil`).
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };

@@ -5,7 +5,7 @@
 use anyhow::{Context, Result};
 use clap::ValueEnum;
 use fanzha_detect::monitor::{
-    default_rules, parse_json_record, parse_rules, read_csv, Format, Monitor,
+    default_rules, parse_json_record, parse_rules, read_csv, Format, Monitor, ThresholdRule,
 };
 use serde_json::{json, Value};
 use std::io::Write;
@@ -57,21 +57,15 @@ pub fn run(args: MonitorArgs, store: &crate::backend::StoreArgs) -> Result<ExitC
     let mut disposals = 0u64;
     let rules = match &args.rules {
         None => default_rules(),
-        Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .with_context(|| format!("cannot read {}", p.display()))?;
-            let doc: toml::Table = text.parse().with_context(|| format!("{}", p.display()))?;
-            let json = serde_json::to_string(&doc)?;
-            match parse_rules(&json) {
-                Ok(r) => r,
-                Err(errors) => {
-                    for e in errors {
-                        eprintln!("fanzha monitor: {}: {e}", p.display());
-                    }
-                    return Ok(ExitCode::from(2));
+        Some(p) => match load_rules(p) {
+            Ok(r) => r,
+            Err(errors) => {
+                for e in errors {
+                    eprintln!("fanzha monitor: {e}");
                 }
+                return Ok(ExitCode::from(2));
             }
-        }
+        },
     };
     let data =
         std::fs::read(&args.cdr).with_context(|| format!("cannot read {}", args.cdr.display()))?;
@@ -91,11 +85,7 @@ pub fn run(args: MonitorArgs, store: &crate::backend::StoreArgs) -> Result<ExitC
             let d = l.dispose(&a.number, a.action, &a.rules.join(","), &actor)?;
             disposals += (d.blocklisted || d.suspended || d.reverify) as u64;
         }
-        let ts = chrono::DateTime::from_timestamp(a.ts, 0)
-            .map(|t| t.with_timezone(&fanzha_model::time::cst()).to_rfc3339())
-            .unwrap_or_default();
-        let mut v = serde_json::to_value(&a)?;
-        v["ts"] = Value::String(ts);
+        let v = serde_json::to_value(&a)?;
         serde_json::to_writer(&mut *out, &v)?;
         out.write_all(b"\n")?;
         Ok(())
@@ -183,4 +173,16 @@ pub fn run(args: MonitorArgs, store: &crate::backend::StoreArgs) -> Result<ExitC
                "active_numbers": monitor.active_numbers(), "bytes_per_number": monitor.bytes_per_number()})
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Reads a threshold-rules file (TOML `[[rule]]` tables), every error at once, each naming
+/// the file.
+pub fn load_rules(path: &std::path::Path) -> Result<Vec<ThresholdRule>, Vec<String>> {
+    let at = |e: String| format!("{}: {e}", path.display());
+    let text = std::fs::read_to_string(path).map_err(|e| vec![at(e.to_string())])?;
+    let doc: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| vec![at(e.to_string())])?;
+    let json = serde_json::to_string(&doc).map_err(|e| vec![at(e.to_string())])?;
+    parse_rules(&json).map_err(|errors| errors.into_iter().map(at).collect())
 }

@@ -43,6 +43,31 @@ pub struct ServeArgs {
     /// not followed.
     #[arg(long)]
     synthetic_province: Option<u64>,
+    /// Kafka brokers (host:port,…) to consume call records from (consumer group; offsets
+    /// committed after processing).
+    #[arg(long)]
+    kafka_brokers: Option<String>,
+    /// Kafka topic of call records (default "cdr").
+    #[arg(long)]
+    kafka_topic: Option<String>,
+    /// Kafka consumer group (default "fanzha-monitor").
+    #[arg(long)]
+    kafka_group: Option<String>,
+}
+
+/// The monitor part of the configuration.
+#[derive(Debug, Clone)]
+pub struct MonitorConfig {
+    /// `POST /v1/cdr` and the Kafka consumer are on.
+    pub enabled: bool,
+    /// Alerts are executed in the ledger.
+    pub dispose: bool,
+    /// Threshold rules (validated).
+    pub rules: Vec<fanzha_detect::monitor::ThresholdRule>,
+    /// The scoring model, if any.
+    pub model: Option<PathBuf>,
+    /// The Kafka source, if any.
+    pub kafka: Option<fanzha_monitor::kafka::KafkaSource>,
 }
 
 /// The validated configuration.
@@ -56,6 +81,7 @@ pub struct ServeConfig {
     pub refresh: Duration,
     pub log_decisions: bool,
     pub retention_days: i64,
+    pub monitor: MonitorConfig,
 }
 
 /// Reads the TOML file and the flags, reporting every error at once.
@@ -86,6 +112,8 @@ pub fn load_config(args: &ServeArgs) -> Result<ServeConfig, Vec<String>> {
         ),
         ("screening", &["shadow", "refresh_ms"]),
         ("decisions", &["enabled", "retention_days"]),
+        ("monitor", &["enabled", "dispose", "rules", "model"]),
+        ("kafka", &["brokers", "topic", "group"]),
     ];
     for (section, v) in &doc {
         match known.iter().find(|(s, _)| s == section) {
@@ -210,6 +238,68 @@ pub fn load_config(args: &ServeArgs) -> Result<ServeConfig, Vec<String>> {
         ),
     };
     let log_decisions = boolean("decisions", "enabled", true, &mut errors);
+    let rules = match get("monitor", "rules").map(|v| v.as_str()) {
+        None => fanzha_detect::monitor::default_rules(),
+        Some(None) => {
+            errors.push("monitor.rules must be the path of a rules file".into());
+            Vec::new()
+        }
+        Some(Some(path)) => crate::monitor_cmd::load_rules(std::path::Path::new(path))
+            .unwrap_or_else(|e| {
+                errors.extend(e.into_iter().map(|e| format!("monitor.rules: {e}")));
+                Vec::new()
+            }),
+    };
+    let model = match get("monitor", "model") {
+        None => None,
+        Some(v) => match v.as_str() {
+            Some(p) if std::path::Path::new(p).is_file() => Some(PathBuf::from(p)),
+            Some(p) => {
+                errors.push(format!("monitor.model: {p} is not a readable file"));
+                None
+            }
+            None => {
+                errors.push("monitor.model must be the path of a model file".into());
+                None
+            }
+        },
+    };
+    let brokers = args
+        .kafka_brokers
+        .clone()
+        .or_else(|| get("kafka", "brokers").map(|_| string("kafka", "brokers", "", &mut errors)));
+    let kafka = brokers.map(|brokers| fanzha_monitor::kafka::KafkaSource {
+        brokers,
+        topic: args
+            .kafka_topic
+            .clone()
+            .unwrap_or_else(|| string("kafka", "topic", "cdr", &mut errors)),
+        group: args
+            .kafka_group
+            .clone()
+            .unwrap_or_else(|| string("kafka", "group", "fanzha-monitor", &mut errors)),
+    });
+    if let Some(k) = &kafka {
+        for (what, v) in [
+            ("brokers", &k.brokers),
+            ("topic", &k.topic),
+            ("group", &k.group),
+        ] {
+            if v.trim().is_empty() {
+                errors.push(format!("kafka.{what} is empty"));
+            }
+        }
+    }
+    let monitor = MonitorConfig {
+        enabled: boolean("monitor", "enabled", true, &mut errors),
+        dispose: boolean("monitor", "dispose", true, &mut errors),
+        rules,
+        model,
+        kafka,
+    };
+    if monitor.kafka.is_some() && !monitor.enabled {
+        errors.push("kafka is configured but monitor.enabled is false".into());
+    }
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -222,6 +312,7 @@ pub fn load_config(args: &ServeArgs) -> Result<ServeConfig, Vec<String>> {
         refresh: Duration::from_millis(refresh_ms as u64),
         log_decisions,
         retention_days,
+        monitor,
     })
 }
 
@@ -286,6 +377,31 @@ pub fn run(args: ServeArgs, store: &StoreArgs) -> Result<ExitCode> {
     let sip = Server::start(config.sip, handler, config.udp_threads)
         .with_context(|| format!("bind SIP {}", config.sip))?;
     let ledger = Arc::new(Mutex::new(ledger));
+    let monitor = if config.monitor.enabled {
+        let mut m = fanzha_detect::monitor::Monitor::new(config.monitor.rules.clone());
+        if let Some(path) = &config.monitor.model {
+            let model = crate::model_cmd::load(path)?;
+            m.set_model(model)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        }
+        Some(fanzha_api::MonitorIngest {
+            pipeline: Arc::new(Mutex::new(fanzha_monitor::Pipeline::new(m))),
+            dispose: config.monitor.dispose,
+        })
+    } else {
+        None
+    };
+    let kafka_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let kafka = match (&monitor, &config.monitor.kafka) {
+        (Some(ingest), Some(source)) => Some(start_kafka(
+            source.clone(),
+            ingest.clone(),
+            (ledger.clone(), engine.clone(), metrics.clone()),
+            store.clone(),
+            kafka_stop.clone(),
+        )?),
+        _ => None,
+    };
     let clock_store = store.clone();
     let state = AppState {
         engine: engine.clone(),
@@ -296,6 +412,7 @@ pub fn run(args: ServeArgs, store: &StoreArgs) -> Result<ExitCode> {
             let a = clock_store.actor();
             (a.now, a.today)
         }),
+        monitor,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -356,12 +473,75 @@ pub fn run(args: ServeArgs, store: &StoreArgs) -> Result<ExitCode> {
         sip.shutdown();
         anyhow::Ok(())
     });
+    kafka_stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    if let Some(k) = kafka {
+        if k.join().is_err() {
+            tracing::warn!("kafka consumer panicked");
+        }
+    }
     if let Some(log) = log {
         log.flush();
     }
     result?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+type Shared = (
+    Arc<Mutex<fanzha_ledger::Ledger<Box<dyn fanzha_ledger::Store>>>>,
+    Arc<Engine>,
+    Arc<Metrics>,
+);
+
+/// The Kafka consumer on its own thread: records → monitor → disposal in the ledger → the
+/// snapshot refreshed at once (so screening blocks a disposed number within the poll
+/// interval) → offsets committed.
+fn start_kafka(
+    source: fanzha_monitor::kafka::KafkaSource,
+    ingest: fanzha_api::MonitorIngest,
+    (ledger, engine, metrics): Shared,
+    store: StoreArgs,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> Result<std::thread::JoinHandle<()>> {
+    let mut disposer: Box<dyn fanzha_monitor::Disposer + Send> = if ingest.dispose {
+        Box::new(fanzha_monitor::LedgerDisposer {
+            ledger: ledger.clone(),
+            actor: Arc::new(move || fanzha_ledger::Actor {
+                name: "fanzha-monitor (kafka)".into(),
+                ..store.actor()
+            }),
+        })
+    } else {
+        Box::new(fanzha_monitor::ReportOnly)
+    };
+    Ok(std::thread::Builder::new()
+        .name("kafka".into())
+        .spawn(move || {
+            use std::sync::atomic::Ordering::Relaxed;
+            let mut after = |r: &fanzha_monitor::IngestReport| {
+                metrics.cdr_records.fetch_add(r.records, Relaxed);
+                metrics.cdr_bad.fetch_add(r.bad_records, Relaxed);
+                metrics.cdr_alerts.fetch_add(r.alerts.len() as u64, Relaxed);
+                metrics.cdr_disposals.fetch_add(r.disposals, Relaxed);
+                for a in &r.alerts {
+                    tracing::info!(number = %a.number, level = a.level, action = a.action, rules = ?a.rules, "monitor alert");
+                }
+                if r.disposals > 0 {
+                    if let Err(err) = refresh(&ledger, &engine, &metrics) {
+                        tracing::warn!(%err, "snapshot refresh after disposal");
+                    }
+                }
+            };
+            if let Err(err) = fanzha_monitor::kafka::consume(
+                &source,
+                ingest.pipeline,
+                disposer.as_mut(),
+                &mut after,
+                &stop,
+            ) {
+                tracing::error!(%err, "kafka consumer stopped");
+            }
+        })?)
 }
 
 /// Registers SIGTERM and Ctrl-C handlers now (before the service says it is listening, so a

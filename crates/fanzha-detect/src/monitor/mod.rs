@@ -211,7 +211,9 @@ pub fn parse_rules(json: &str) -> Result<Vec<ThresholdRule>, Vec<String>> {
 pub struct Alert {
     /// The number (E.164 when it parses).
     pub number: String,
-    /// When (unix seconds of the triggering record).
+    /// When: the triggering record's start, unix seconds (serialised as RFC 3339 in China
+    /// time, like the records).
+    #[serde(serialize_with = "china_time")]
     pub ts: i64,
     /// Severity in 0..1 (how far past the thresholds).
     pub score: f64,
@@ -272,6 +274,13 @@ impl OnlineModel {
             }
         }));
         self.model.predict(row)
+    }
+}
+
+fn china_time<S: serde::Serializer>(ts: &i64, s: S) -> Result<S::Ok, S::Error> {
+    match fanzha_model::time::format_china(*ts) {
+        Some(t) => s.serialize_str(&t),
+        None => s.serialize_i64(*ts),
     }
 }
 

@@ -1,0 +1,129 @@
+//! The Kafka source: a consumer-group member reading a topic of call records partitioned by
+//! caller, so instances scale horizontally and every number's records reach one monitor.
+//! At least once: offsets are committed only after a poll's records were processed and
+//! their alerts disposed of; disposal is idempotent, so a redelivery after a crash changes
+//! nothing twice.
+
+use crate::{Disposer, IngestReport, Pipeline};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::message::Message;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Where to read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KafkaSource {
+    /// `host:port[,host:port…]`.
+    pub brokers: String,
+    /// The topic of call records.
+    pub topic: String,
+    /// The consumer group (one per monitor deployment).
+    pub group: String,
+}
+
+/// Why the consumer stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaError {
+    /// The client.
+    #[error("kafka: {0}")]
+    Client(#[from] rdkafka::error::KafkaError),
+}
+
+/// Retries a failing ledger until it answers or the consumer is stopped: offsets must not
+/// be committed past records whose alerts were not disposed of.
+struct Retrying<'a> {
+    inner: &'a mut dyn Disposer,
+    stop: &'a AtomicBool,
+}
+
+impl Disposer for Retrying<'_> {
+    fn dispose(
+        &mut self,
+        alert: &fanzha_detect::monitor::Alert,
+    ) -> Result<bool, fanzha_ledger::StoreError> {
+        let mut wait = Duration::from_millis(100);
+        loop {
+            match self.inner.dispose(alert) {
+                Ok(changed) => return Ok(changed),
+                Err(e) if self.stop.load(Ordering::Relaxed) => return Err(e),
+                Err(e) => {
+                    tracing::warn!(%e, number = %alert.number, "disposal failed; retrying");
+                    std::thread::sleep(wait);
+                    wait = (wait * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+}
+
+/// Consumes `source` until `stop` is set: polls up to 1000 records or 100 ms, processes them,
+/// disposes of their alerts, calls `after_batch` (the binary refreshes the screening snapshot
+/// there), then commits. Bad records are counted and logged, never fatal.
+pub fn consume(
+    source: &KafkaSource,
+    pipeline: Arc<Mutex<Pipeline>>,
+    disposer: &mut dyn Disposer,
+    after_batch: &mut dyn FnMut(&IngestReport),
+    stop: &AtomicBool,
+) -> Result<(), KafkaError> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &source.brokers)
+        .set("group.id", &source.group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("client.id", "fanzha-monitor")
+        .create()?;
+    consumer.subscribe(&[&source.topic])?;
+    tracing::info!(brokers = %source.brokers, topic = %source.topic, group = %source.group, "kafka consumer subscribed");
+    let mut owned: Vec<(u64, Vec<u8>)> = Vec::with_capacity(1000);
+    while !stop.load(Ordering::Relaxed) {
+        owned.clear();
+        let deadline = std::time::Instant::now() + Duration::from_millis(100);
+        while owned.len() < 1000 {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            match consumer.poll(left) {
+                None => break,
+                Some(Ok(m)) => owned.push((
+                    m.offset().max(0) as u64,
+                    m.payload().unwrap_or_default().to_vec(),
+                )),
+                Some(Err(e)) => {
+                    tracing::warn!(%e, "kafka poll");
+                    break;
+                }
+            }
+        }
+        if owned.is_empty() {
+            continue;
+        }
+        let report = {
+            let mut retrying = Retrying {
+                inner: disposer,
+                stop,
+            };
+            let mut p = pipeline.lock().unwrap_or_else(|p| p.into_inner());
+            p.ingest_messages(owned.iter().map(|(o, v)| (*o, v.as_slice())), &mut retrying)
+        };
+        let report = match report {
+            Ok(r) => r,
+            // Only when stopping with the ledger down: leave the offsets uncommitted.
+            Err(e) => {
+                tracing::warn!(%e, "stopping with a batch not disposed; it will be redelivered");
+                break;
+            }
+        };
+        for b in &report.errors {
+            tracing::warn!(offset = b.line, reason = %b.reason, "bad call record");
+        }
+        after_batch(&report);
+        if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+            tracing::warn!(%e, "kafka commit");
+        }
+    }
+    Ok(())
+}

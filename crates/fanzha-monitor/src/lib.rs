@@ -1,0 +1,239 @@
+//! The monitor as a service: call records arrive in batches (an HTTP body, a poll of Kafka
+//! messages), go through the detector ([`fanzha_detect::monitor::Monitor`]), and alerts are
+//! disposed of as ordinary, audited ledger commands (R15.3: block and suspend; R1: second
+//! real-name verification), so the next screening snapshot blocks a disposed number.
+//!
+//! Knows record encodings and the disposal policy. Does not know HTTP, SIP or which store
+//! backs the ledger; the Kafka consumer ([`kafka`]) is the only network code here.
+
+#[cfg(feature = "kafka")]
+pub mod kafka;
+
+use fanzha_detect::monitor::{parse_json_record, read_csv, Alert, Cdr, Format, Layout, Monitor};
+use fanzha_ledger::{Actor, Ledger, Store};
+use serde::Serialize;
+use std::sync::{Arc, Mutex};
+
+/// One bad record: where and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BadRecord {
+    /// Line in the body (header = 1 for CSV), or message offset for Kafka.
+    pub line: u64,
+    /// Why it was skipped.
+    pub reason: String,
+}
+
+/// What one batch did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct IngestReport {
+    /// Records processed.
+    pub records: u64,
+    /// Records skipped.
+    pub bad_records: u64,
+    /// The first bad records (at most [`IngestReport::MAX_ERRORS`]).
+    pub errors: Vec<BadRecord>,
+    /// Alerts raised, in order.
+    pub alerts: Vec<Alert>,
+    /// Alerts whose disposal changed the ledger.
+    pub disposals: u64,
+}
+
+impl IngestReport {
+    /// Bad records listed in full; the rest are only counted.
+    pub const MAX_ERRORS: usize = 20;
+
+    fn bad(&mut self, line: u64, reason: String) {
+        self.bad_records += 1;
+        if self.errors.len() < Self::MAX_ERRORS {
+            self.errors.push(BadRecord { line, reason });
+        }
+    }
+}
+
+/// A batch that cannot be read at all.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// A CSV header without the format's required columns.
+    #[error("{0}")]
+    Header(String),
+    /// The ledger failed while disposing (the batch's records were counted; retry is safe:
+    /// disposal is idempotent).
+    #[error("disposal failed: {0}")]
+    Disposal(#[from] fanzha_ledger::StoreError),
+}
+
+/// Where alerts go.
+pub trait Disposer {
+    /// Executes the alert's action; `true` when the ledger changed.
+    fn dispose(&mut self, alert: &Alert) -> Result<bool, fanzha_ledger::StoreError>;
+}
+
+/// Alerts are reported, nothing is executed (`dispose = false`).
+pub struct ReportOnly;
+
+impl Disposer for ReportOnly {
+    fn dispose(&mut self, _: &Alert) -> Result<bool, fanzha_ledger::StoreError> {
+        Ok(false)
+    }
+}
+
+/// Disposal through the shared ledger, as the actor the clock names.
+pub struct LedgerDisposer {
+    /// The ledger.
+    pub ledger: Arc<Mutex<Ledger<Box<dyn Store>>>>,
+    /// Who is acting, now.
+    pub actor: Arc<dyn Fn() -> Actor + Send + Sync>,
+}
+
+impl Disposer for LedgerDisposer {
+    fn dispose(&mut self, alert: &Alert) -> Result<bool, fanzha_ledger::StoreError> {
+        let actor = (self.actor)();
+        let mut ledger = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
+        let d = ledger.dispose(&alert.number, alert.action, &alert.rules.join(","), &actor)?;
+        Ok(d.blocklisted || d.suspended || d.reverify)
+    }
+}
+
+/// The detector with its running totals.
+pub struct Pipeline {
+    monitor: Monitor,
+    /// Records processed since start.
+    pub records: u64,
+    /// Records skipped since start.
+    pub bad_records: u64,
+    /// Alerts since start.
+    pub alerts: u64,
+    /// Ledger-changing disposals since start.
+    pub disposals: u64,
+    raised: Vec<Alert>,
+}
+
+impl Pipeline {
+    /// A pipeline around `monitor`.
+    pub fn new(monitor: Monitor) -> Pipeline {
+        Pipeline {
+            monitor,
+            records: 0,
+            bad_records: 0,
+            alerts: 0,
+            disposals: 0,
+            raised: Vec::new(),
+        }
+    }
+
+    /// The detector.
+    pub fn monitor(&self) -> &Monitor {
+        &self.monitor
+    }
+
+    /// A body of records: CSV with a header (native or Sichuan), or JSON lines.
+    pub fn ingest_body(
+        &mut self,
+        body: &[u8],
+        format: Format,
+        disposer: &mut dyn Disposer,
+    ) -> Result<IngestReport, IngestError> {
+        let mut report = IngestReport::default();
+        match format {
+            Format::Native | Format::Sichuan => {
+                let (monitor, raised) = (&mut self.monitor, &mut self.raised);
+                let mut bad = Vec::new();
+                read_csv(
+                    body,
+                    format,
+                    |batch| {
+                        report.records += batch.len() as u64;
+                        monitor.add_batch(batch, raised);
+                    },
+                    |line, why| bad.push((line, why)),
+                )
+                .map_err(IngestError::Header)?;
+                for (line, why) in bad {
+                    report.bad(line, why);
+                }
+            }
+            Format::JsonLines => {
+                for (i, line) in body.split(|&b| b == b'\n').enumerate() {
+                    self.message(line, i as u64 + 1, &mut report);
+                }
+            }
+        }
+        self.finish(report, disposer)
+    }
+
+    /// Kafka-style messages: each value holds records, one per line, each either a JSON
+    /// object with the native fields or a native CSV row without header
+    /// (`start,caller,callee,duration_s,trunk,imei,cell`). `ids` name the messages in errors
+    /// (their offsets).
+    pub fn ingest_messages<'m>(
+        &mut self,
+        messages: impl IntoIterator<Item = (u64, &'m [u8])>,
+        disposer: &mut dyn Disposer,
+    ) -> Result<IngestReport, IngestError> {
+        let mut report = IngestReport::default();
+        for (id, value) in messages {
+            for line in value.split(|&b| b == b'\n') {
+                self.message(line, id, &mut report);
+            }
+        }
+        self.finish(report, disposer)
+    }
+
+    /// One record line of a message or a JSON-lines body.
+    fn message(&mut self, line: &[u8], id: u64, report: &mut IngestReport) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return;
+        }
+        let parsed = if line.first() == Some(&b'{') {
+            match serde_json::from_slice::<serde_json::Value>(line) {
+                Ok(v) => {
+                    let mut scratch = Vec::new();
+                    parse_json_record(&v, &mut scratch).map(|c| self.add(&c, report))
+                }
+                Err(e) => Err(format!("not a JSON record: {e}")),
+            }
+        } else {
+            match std::str::from_utf8(line) {
+                Ok(text) => {
+                    let fields: Vec<&str> = text.split(',').collect();
+                    Layout::canonical(Format::Native)
+                        .parse(&fields)
+                        .map(|c| self.add(&c, report))
+                }
+                Err(_) => Err("the record is not UTF-8".into()),
+            }
+        };
+        if let Err(why) = parsed {
+            report.bad(id, why);
+        }
+    }
+
+    fn add(&mut self, c: &Cdr<'_>, report: &mut IngestReport) {
+        report.records += 1;
+        self.monitor
+            .add_batch(std::slice::from_ref(c), &mut self.raised);
+    }
+
+    fn finish(
+        &mut self,
+        mut report: IngestReport,
+        disposer: &mut dyn Disposer,
+    ) -> Result<IngestReport, IngestError> {
+        report.alerts.append(&mut self.raised);
+        report.alerts.append(&mut self.monitor.take_pending());
+        self.records += report.records;
+        self.bad_records += report.bad_records;
+        self.alerts += report.alerts.len() as u64;
+        for a in &report.alerts {
+            if disposer.dispose(a)? {
+                report.disposals += 1;
+            }
+        }
+        self.disposals += report.disposals;
+        Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests;
