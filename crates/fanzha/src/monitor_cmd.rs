@@ -5,7 +5,7 @@
 use anyhow::{Context, Result};
 use clap::ValueEnum;
 use fanzha_detect::monitor::{
-    default_rules, parse_json_record, parse_rules, read_csv, Format, Monitor, ThresholdRule,
+    default_rules, parse_json_record, parse_rules, read_csv, Format, Monitor, RulesFile,
 };
 use serde_json::{json, Value};
 use std::io::Write;
@@ -30,8 +30,9 @@ pub struct MonitorArgs {
     /// Record format.
     #[arg(long, value_enum, default_value = "native")]
     format: CdrFormat,
-    /// Threshold rules (TOML: [[rule]] id, feature, class, warning, critical, min_calls);
-    /// default: the built-in rules.
+    /// Threshold rules (TOML: [[rule]] id, feature, class, warning, critical, min_calls,
+    /// hours; optional [disposal] warning/critical/model = watch | reverify |
+    /// suspend_and_block); default: the built-in rules and policy.
     #[arg(long)]
     rules: Option<PathBuf>,
     /// A scoring model (`fanzha model train --online`) applied to every number as its
@@ -56,7 +57,10 @@ pub fn run(args: MonitorArgs, store: &crate::backend::StoreArgs) -> Result<ExitC
     };
     let mut disposals = 0u64;
     let rules = match &args.rules {
-        None => default_rules(),
+        None => RulesFile {
+            rule: default_rules(),
+            disposal: Default::default(),
+        },
         Some(p) => match load_rules(p) {
             Ok(r) => r,
             Err(errors) => {
@@ -69,7 +73,8 @@ pub fn run(args: MonitorArgs, store: &crate::backend::StoreArgs) -> Result<ExitC
     };
     let data =
         std::fs::read(&args.cdr).with_context(|| format!("cannot read {}", args.cdr.display()))?;
-    let mut monitor = Monitor::new(rules);
+    let mut monitor = Monitor::new(rules.rule);
+    monitor.disposal = rules.disposal;
     if let Some(path) = &args.model {
         let model = crate::model_cmd::load(path)?;
         monitor
@@ -177,7 +182,7 @@ pub fn run(args: MonitorArgs, store: &crate::backend::StoreArgs) -> Result<ExitC
 
 /// Reads a threshold-rules file (TOML `[[rule]]` tables), every error at once, each naming
 /// the file.
-pub fn load_rules(path: &std::path::Path) -> Result<Vec<ThresholdRule>, Vec<String>> {
+pub fn load_rules(path: &std::path::Path) -> Result<RulesFile, Vec<String>> {
     let at = |e: String| format!("{}: {e}", path.display());
     let text = std::fs::read_to_string(path).map_err(|e| vec![at(e.to_string())])?;
     let doc: toml::Table = text

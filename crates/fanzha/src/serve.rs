@@ -62,8 +62,8 @@ pub struct MonitorConfig {
     pub enabled: bool,
     /// Alerts are executed in the ledger.
     pub dispose: bool,
-    /// Threshold rules (validated).
-    pub rules: Vec<fanzha_detect::monitor::ThresholdRule>,
+    /// Threshold rules and disposal policy (validated).
+    pub rules: fanzha_detect::monitor::RulesFile,
     /// The scoring model, if any.
     pub model: Option<PathBuf>,
     /// The Kafka source, if any.
@@ -238,16 +238,20 @@ pub fn load_config(args: &ServeArgs) -> Result<ServeConfig, Vec<String>> {
         ),
     };
     let log_decisions = boolean("decisions", "enabled", true, &mut errors);
+    let builtin = || fanzha_detect::monitor::RulesFile {
+        rule: fanzha_detect::monitor::default_rules(),
+        disposal: Default::default(),
+    };
     let rules = match get("monitor", "rules").map(|v| v.as_str()) {
-        None => fanzha_detect::monitor::default_rules(),
+        None => builtin(),
         Some(None) => {
             errors.push("monitor.rules must be the path of a rules file".into());
-            Vec::new()
+            builtin()
         }
         Some(Some(path)) => crate::monitor_cmd::load_rules(std::path::Path::new(path))
             .unwrap_or_else(|e| {
                 errors.extend(e.into_iter().map(|e| format!("monitor.rules: {e}")));
-                Vec::new()
+                builtin()
             }),
     };
     let model = match get("monitor", "model") {
@@ -378,7 +382,8 @@ pub fn run(args: ServeArgs, store: &StoreArgs) -> Result<ExitCode> {
         .with_context(|| format!("bind SIP {}", config.sip))?;
     let ledger = Arc::new(Mutex::new(ledger));
     let monitor = if config.monitor.enabled {
-        let mut m = fanzha_detect::monitor::Monitor::new(config.monitor.rules.clone());
+        let mut m = fanzha_detect::monitor::Monitor::new(config.monitor.rules.rule.clone());
+        m.disposal = config.monitor.rules.disposal.clone();
         if let Some(path) = &config.monitor.model {
             let model = crate::model_cmd::load(path)?;
             m.set_model(model)

@@ -193,17 +193,80 @@ pub fn validate_rules(rules: &[ThresholdRule]) -> Result<(), Vec<String>> {
     }
 }
 
-/// Parses a rules document (JSON `{"rule":[…]}`; the binary converts TOML to JSON first),
-/// all errors at once.
-pub fn parse_rules(json: &str) -> Result<Vec<ThresholdRule>, Vec<String>> {
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct File {
-        rule: Vec<ThresholdRule>,
+/// What disposal does about an alert (R15.3 block, R1 second real-name verification).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Keep watching; nothing changes in the ledger.
+    Watch,
+    /// Our subscriber goes to second real-name verification (R1).
+    Reverify,
+    /// Blocklist the number and suspend our card (R15.3).
+    SuspendAndBlock,
+}
+
+impl Action {
+    /// The name alerts and the ledger use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Watch => "watch",
+            Action::Reverify => "reverify",
+            Action::SuspendAndBlock => "suspend_and_block",
+        }
     }
-    let f: File = serde_json::from_str(json).map_err(|e| vec![e.to_string()])?;
+}
+
+/// The disposal policy: an action per alert level, and for the model's alerts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DisposalPolicy {
+    /// Warning-level rule alerts.
+    pub warning: Action,
+    /// Critical-level rule alerts.
+    pub critical: Action,
+    /// The scoring model's alerts (a model's word alone should rarely block).
+    pub model: Action,
+}
+
+impl Default for DisposalPolicy {
+    fn default() -> Self {
+        DisposalPolicy {
+            warning: Action::Reverify,
+            critical: Action::SuspendAndBlock,
+            model: Action::Reverify,
+        }
+    }
+}
+
+impl DisposalPolicy {
+    /// The action for a number of `class`: second real-name verification is for subscribers'
+    /// cards, so other classes are watched instead.
+    fn action(&self, chosen: Action, class: NumberClass) -> &'static str {
+        match (chosen, class) {
+            (Action::Reverify, NumberClass::Mobile | NumberClass::NewCard) => "reverify",
+            (Action::Reverify, _) => "watch",
+            (other, _) => other.as_str(),
+        }
+    }
+}
+
+/// A rules file: `[[rule]]` tables and an optional `[disposal]` policy.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RulesFile {
+    /// The threshold rules.
+    pub rule: Vec<ThresholdRule>,
+    /// The disposal policy.
+    #[serde(default)]
+    pub disposal: DisposalPolicy,
+}
+
+/// Parses a rules document (JSON `{"rule":[…], "disposal":{…}}`; the binary converts TOML to
+/// JSON first), all errors at once.
+pub fn parse_rules(json: &str) -> Result<RulesFile, Vec<String>> {
+    let f: RulesFile = serde_json::from_str(json).map_err(|e| vec![e.to_string()])?;
     validate_rules(&f.rule)?;
-    Ok(f.rule)
+    Ok(f)
 }
 
 /// An alert.
@@ -334,6 +397,8 @@ pub struct Monitor {
     last_evict: i64,
     /// Records seen.
     pub records: u64,
+    /// What each alert level does.
+    pub disposal: DisposalPolicy,
     /// The model scores a number only after watching it this long (seconds): it was trained
     /// on months of behaviour, and every number looks new — few days, few hours — at first.
     pub model_min_window_s: i64,
@@ -385,6 +450,7 @@ impl Monitor {
             last_evict: 0,
             records: 0,
             model_min_window_s: 14 * 86_400,
+            disposal: DisposalPolicy::default(),
             model: None,
             row: Vec::new(),
             pending: Vec::new(),
@@ -423,7 +489,12 @@ impl Monitor {
         };
         let mut out = Vec::new();
         let threshold = model.model.threshold;
-        let (states, row, ids) = (&mut self.states, &mut self.row, &self.opaque_ids);
+        let (states, row, ids, policy) = (
+            &mut self.states,
+            &mut self.row,
+            &self.opaque_ids,
+            &self.disposal,
+        );
         states.for_each_mut(|key, state| {
             if state.alerted != 0
                 || state.last_seen >= seen_before
@@ -435,7 +506,7 @@ impl Monitor {
             let p = model.score(state, row);
             if p >= threshold {
                 state.alerted |= 1;
-                let mut alert = model_alert(now, p, state);
+                let mut alert = model_alert(now, p, state, policy);
                 alert.number = match ids.get(&key) {
                     Some(id) => id.clone(),
                     None => fanzha_model::PhoneNumber::from_bits(key).e164(),
@@ -574,7 +645,7 @@ impl Monitor {
                 let p = model.score(state, &mut self.row);
                 if p >= model.model.threshold {
                     state.alerted |= 1;
-                    let mut alert = model_alert(c.start, p, state);
+                    let mut alert = model_alert(c.start, p, state, &self.disposal);
                     alert.number = display_number(c.number);
                     return Some(alert);
                 }
@@ -616,10 +687,16 @@ impl Monitor {
             return None;
         }
         state.alerted |= level;
-        let (level, action) = match (level, class) {
-            (2, _) => ("critical", "suspend_and_block"),
-            (_, NumberClass::Mobile | NumberClass::NewCard) => ("warning", "reverify"),
-            _ => ("warning", "watch"),
+        let (level, action) = if level == 2 {
+            (
+                "critical",
+                self.disposal.action(self.disposal.critical, class),
+            )
+        } else {
+            (
+                "warning",
+                self.disposal.action(self.disposal.warning, class),
+            )
         };
         let rules = (0..self.rules.len().min(64))
             .filter(|i| fired & (1 << i) != 0)
@@ -637,7 +714,7 @@ impl Monitor {
     }
 }
 
-fn model_alert(ts: i64, p: f64, state: &NumberState) -> Alert {
+fn model_alert(ts: i64, p: f64, state: &NumberState, policy: &DisposalPolicy) -> Alert {
     Alert {
         number: String::new(),
         ts,
@@ -645,11 +722,7 @@ fn model_alert(ts: i64, p: f64, state: &NumberState) -> Alert {
         level: "warning",
         rules: vec!["model".into()],
         features: state.features(),
-        // A model's word alone sends the holder to second verification, never to a block.
-        action: match state.class {
-            NumberClass::Mobile | NumberClass::NewCard => "reverify",
-            _ => "watch",
-        },
+        action: policy.action(policy.model, state.class),
     }
 }
 

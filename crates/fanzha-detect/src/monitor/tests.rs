@@ -206,3 +206,33 @@ fn rule_files_report_every_error() {
             .contains("unknown field")
     );
 }
+
+#[test]
+fn the_disposal_policy_maps_levels_to_actions_by_class() {
+    let file = parse_rules(
+        r#"{"rule":[{"id":"burst","feature":"max_calls_per_minute","warning":3,"critical":6}],
+            "disposal":{"warning":"reverify","critical":"reverify"}}"#,
+    )
+    .unwrap();
+    let mut m = Monitor::new(file.rule);
+    m.disposal = file.disposal;
+    let records: Vec<Cdr> = (0..6)
+        .map(|i| cdr(T0 + i, "+8613500000010", "+8613900000000"))
+        .chain((0..6).map(|i| cdr(T0 + i, "1440000000010", "+8613900000000")))
+        .collect();
+    let got: Vec<(String, &str, &str)> = run(&mut m, &records)
+        .into_iter()
+        .map(|a| (a.number, a.level, a.action))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("+8613500000010".to_string(), "warning", "reverify"),
+            ("+8613500000010".to_string(), "critical", "reverify"),
+            // Second real-name verification is for subscribers' cards: IoT is watched.
+            ("+861440000000010".to_string(), "warning", "watch"),
+            ("+861440000000010".to_string(), "critical", "watch"),
+        ]
+    );
+    assert!(parse_rules(r#"{"rule":[],"disposal":{"critical":"shoot"}}"#).is_err());
+}
