@@ -59,12 +59,24 @@ best() { # target → highest loss-free rate
   done
   echo "$top"
 }
+# Latency first, on a fresh server: a 2 s warm-up at 50 k/s, then three 10 s runs at 50 k/s
+# (one stall of the shared machine weighs less in 500 k answers than in 150 k); the median
+# run's p99 is reported, and every run is printed.
+"$bin" bench sip --target 127.0.0.1:5080 --rate 50000 --duration 2 >/dev/null 2>&1
+runs=()
+for i in 1 2 3; do
+  line=$("$bin" bench sip --target 127.0.0.1:5080 --rate 50000 --duration 10 2>/dev/null | tail -n 1)
+  echo "fanzha latency run $i: $line" >&2
+  runs+=("$line")
+done
 k=$(best 127.0.0.1:5070 kamailio)
 f=$(best 127.0.0.1:5080 fanzha)
-p99=$("$bin" bench sip --target 127.0.0.1:5080 --rate 50000 --duration "$secs" 2>/dev/null | tail -n 1)
-python3 - "$k" "$f" "$p99" <<'PY'
+python3 - "$k" "$f" "${runs[@]}" <<'PY'
 import json, sys
-k, f, p = int(sys.argv[1]), int(sys.argv[2]), json.loads(sys.argv[3])
+k, f = int(sys.argv[1]), int(sys.argv[2])
+runs = sorted((json.loads(r) for r in sys.argv[3:]), key=lambda r: r["p99_us"])
 print(json.dumps({"kamailio_loss_free_per_sec": k, "fanzha_loss_free_per_sec": f,
-                  "ratio": round(f / k, 2) if k else None, "fanzha_at_50k": p}))
+                  "ratio": round(f / k, 2) if k else None,
+                  "fanzha_at_50k": runs[len(runs) // 2],
+                  "fanzha_at_50k_p99_us_runs": [r["p99_us"] for r in runs]}))
 PY

@@ -163,6 +163,16 @@ impl RuleSet {
         self.0 == 0
     }
 
+    /// The set as bits (bit `r as u8` = rule `r`), for compact records.
+    pub fn bits(self) -> u32 {
+        self.0
+    }
+
+    /// The set of [`RuleSet::bits`]; bits of no rule are dropped.
+    pub fn from_bits(bits: u32) -> RuleSet {
+        RuleSet(bits & ((1u32 << RuleId::ALL.len()) - 1))
+    }
+
     /// Rules in both.
     pub fn intersection(self, other: RuleSet) -> RuleSet {
         RuleSet(self.0 & other.0)

@@ -209,14 +209,55 @@ fn lower_priority() {
     }
 }
 
+/// How often the writer looks for entries when it found none.
+const POLL: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// Entries the writer may lag behind before senders wait.
+const LOG_QUEUE: usize = 16_384;
+
+/// Bytes a [`Deferred`] entry can carry.
+pub const DEFERRED_BYTES: usize = 480;
+
+/// An entry captured on the hot path without allocating: the front end packs what the entry
+/// needs into `data` and names the function that renders it; the writer thread (idle
+/// priority) renders and hashes it. Keeps JSON formatting and allocation off the call path.
+pub struct Deferred {
+    /// The call's time (unix seconds).
+    pub ts: i64,
+    /// Snapshot generation.
+    pub generation: u64,
+    /// The packed entry.
+    pub data: [u8; DEFERRED_BYTES],
+    /// Bytes of `data` in use.
+    pub len: u16,
+    /// Renders `data[..len]` as (call JSON, verdict JSON).
+    pub render: fn(&[u8]) -> (String, String),
+}
+
+impl Deferred {
+    fn into_entry(self) -> Entry {
+        let (call, verdict) = (self.render)(&self.data[..self.len as usize]);
+        Entry {
+            ts: self.ts,
+            generation: self.generation,
+            call,
+            verdict,
+        }
+    }
+}
+
+// Deliberately large: the bounded channel's preallocated slots hold `Deferred` by value.
+#[allow(clippy::large_enum_variant)]
 enum Msg {
     Entry(Box<Entry>),
+    // By value: the channel's blocks hold it, so the call path allocates nothing per entry.
+    Deferred(Deferred),
     Flush(mpsc::Sender<()>),
 }
 
 /// A handle to the background writer. Dropping it flushes and stops the writer.
 pub struct DecisionLog {
-    tx: Option<mpsc::Sender<Msg>>,
+    tx: Option<mpsc::SyncSender<Msg>>,
     worker: Option<JoinHandle<Result<(), LogError>>>,
 }
 
@@ -224,32 +265,46 @@ impl DecisionLog {
     /// Opens (or continues) the log in `dir` and starts its writer.
     pub fn open(dir: &Path) -> Result<DecisionLog, LogError> {
         let mut chain = Chain::open(dir)?;
-        let (tx, rx) = mpsc::channel::<Msg>();
+        // A bounded channel's slots are allocated once: the call path never allocates (or
+        // frees memory the idle-priority writer allocated — glibc's arena lock would then tie
+        // an answer to a thread that may not run for milliseconds). Full (the writer is
+        // 16 k entries behind): senders wait — a slower answer, never a lost record.
+        let (tx, rx) = mpsc::sync_channel::<Msg>(LOG_QUEUE);
         let worker = std::thread::Builder::new()
             .name("decision-log".into())
             .spawn(move || {
                 lower_priority();
-                while let Ok(msg) = rx.recv() {
+                let handle = |chain: &mut Chain, msg: Msg| -> Result<(), LogError> {
                     match msg {
-                        Msg::Entry(e) => chain.append(*e)?,
+                        Msg::Entry(e) => chain.append(*e),
+                        Msg::Deferred(d) => chain.append(d.into_entry()),
                         Msg::Flush(done) => {
                             chain.flush()?;
                             let _ = done.send(());
+                            Ok(())
                         }
                     }
-                    // Write in batches: drain what is queued before the next flush point.
-                    while let Ok(msg) = rx.try_recv() {
-                        match msg {
-                            Msg::Entry(e) => chain.append(*e)?,
-                            Msg::Flush(done) => {
-                                chain.flush()?;
-                                let _ = done.send(());
+                };
+                // Poll rather than block in recv(): a sender then never has to wake the
+                // writer (a futex call and a context switch on the call path); the writer
+                // drains in batches every few milliseconds instead.
+                loop {
+                    let mut wrote = false;
+                    loop {
+                        match rx.try_recv() {
+                            Ok(msg) => {
+                                handle(&mut chain, msg)?;
+                                wrote = true;
                             }
+                            Err(mpsc::TryRecvError::Empty) => break,
+                            Err(mpsc::TryRecvError::Disconnected) => return chain.flush(),
                         }
                     }
-                    chain.flush()?;
+                    if wrote {
+                        chain.flush()?;
+                    }
+                    std::thread::sleep(POLL);
                 }
-                chain.flush()
             })?;
         Ok(DecisionLog {
             tx: Some(tx),
@@ -261,6 +316,13 @@ impl DecisionLog {
     pub fn log(&self, e: Entry) {
         if let Some(tx) = &self.tx {
             let _ = tx.send(Msg::Entry(Box::new(e)));
+        }
+    }
+
+    /// Queues a decision to be rendered by the writer (see [`Deferred`]).
+    pub fn log_deferred(&self, d: Deferred) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(Msg::Deferred(d));
         }
     }
 

@@ -360,17 +360,16 @@ impl Handler {
         }
         let started = std::time::Instant::now();
         let snapshot = self.engine.snapshot();
-        let trunk_id = uri_param(req.uri, "tgrp")
+        let trunk_id: Option<&str> = uri_param(req.uri, "tgrp")
             .and_then(|t| std::str::from_utf8(t).ok())
-            .map(str::to_string)
             .or_else(|| {
                 self.config
                     .trunk_map
                     .iter()
                     .find(|e| e.contains(src.ip()))
-                    .map(|e| e.trunk.clone())
+                    .map(|e| e.trunk.as_str())
             });
-        let Some(trunk) = trunk_id.as_deref().and_then(|t| snapshot.trunk(t)) else {
+        let Some(trunk) = trunk_id.and_then(|t| snapshot.trunk(t)) else {
             let why = format!(
                 "Warning: 399 fanzha \"no trunk for source {} ({})\"\r\n",
                 src.ip(),
@@ -406,21 +405,23 @@ impl Handler {
             o.verdict(&verdict, started.elapsed().as_nanos() as u64);
         }
         if let Some(log) = &self.log {
-            let id = String::from_utf8_lossy(req.call_id).into_owned();
-            log.log(Entry {
-                ts: now,
-                generation: verdict.generation,
-                call: format!(
-                    "{{\"id\":{},\"trunk\":{},\"caller\":{},\"callee\":{},\"presentation\":\"{}\",\"source\":\"{src}\",\"transport\":\"sip\"}}",
-                    json_text(&id),
-                    json_text(trunk_id.as_deref().unwrap_or("")),
-                    json_text(caller_text),
-                    json_text(callee_text),
-                    if call.restricted { "restricted" } else { "allowed" },
-                ),
-                verdict: serde_json::to_string(&VerdictWire::new(serde_json::Value::String(id), &verdict))
-                    .unwrap_or_default(),
-            });
+            let restricted = call.restricted;
+            let fields = [
+                req.call_id,
+                trunk_id.unwrap_or("").as_bytes(),
+                caller_text.as_bytes(),
+                callee_text.as_bytes(),
+            ];
+            match pack_decision(now, &verdict, restricted, src, &fields) {
+                Some(d) => log.log_deferred(d),
+                // Too large to pack (an enormous Call-ID): rendered here instead.
+                None => log.log(Entry {
+                    ts: now,
+                    generation: verdict.generation,
+                    call: call_json(&fields, restricted, &src.to_string()),
+                    verdict: verdict_json(req.call_id, &verdict),
+                }),
+            }
         }
         let mut answered = self.answered.lock().unwrap_or_else(|p| p.into_inner());
         if answered.map.len() >= ANSWERED_MAX {
@@ -475,6 +476,106 @@ impl Handler {
 }
 
 /// A JSON string literal.
+/// Packs what a SIP decision's log entry needs (see [`render_decision`]):
+/// action, code, generation, rules, shadow, strip, restricted, then the source address and the four
+/// fields (Call-ID, trunk, caller, callee), each with a u16 length.
+fn pack_decision(
+    now: i64,
+    v: &fanzha_policy::Verdict,
+    restricted: bool,
+    src: SocketAddr,
+    fields: &[&[u8]; 4],
+) -> Option<fanzha_screen::decision_log::Deferred> {
+    use fanzha_screen::decision_log::{Deferred, DEFERRED_BYTES};
+    use std::io::Write as _;
+    let mut d = Deferred {
+        ts: now,
+        generation: v.generation,
+        data: [0; DEFERRED_BYTES],
+        len: 0,
+        render: render_decision,
+    };
+    let mut w = std::io::Cursor::new(&mut d.data[..]);
+    let mut put = |bytes: &[u8]| w.write_all(bytes).ok();
+    put(&[matches!(v.action, fanzha_policy::Action::Block) as u8])?;
+    put(&v.code.to_le_bytes())?;
+    put(&v.generation.to_le_bytes())?;
+    put(&v.rules.bits().to_le_bytes())?;
+    put(&v.shadow.bits().to_le_bytes())?;
+    put(&[v.strip_generic_number as u8, restricted as u8])?;
+    let mut addr = [0u8; 64];
+    let mut a = std::io::Cursor::new(&mut addr[..]);
+    write!(a, "{src}").ok()?;
+    let addr_len = a.position() as usize;
+    for f in std::iter::once(&addr[..addr_len]).chain(fields.iter().copied()) {
+        put(&u16::try_from(f.len()).ok()?.to_le_bytes())?;
+        put(f)?;
+    }
+    d.len = w.position() as u16;
+    Some(d)
+}
+
+/// The writer-side half of [`pack_decision`]: the call and verdict JSON of the entry.
+fn render_decision(data: &[u8]) -> (String, String) {
+    fn take<'a>(data: &mut &'a [u8], n: usize) -> &'a [u8] {
+        let (head, rest) = data.split_at(n.min(data.len()));
+        *data = rest;
+        head
+    }
+    let mut rest = data;
+    let block = take(&mut rest, 1) == [1];
+    let code = u16::from_le_bytes(take(&mut rest, 2).try_into().unwrap_or_default());
+    let generation = u64::from_le_bytes(take(&mut rest, 8).try_into().unwrap_or_default());
+    let rules = u32::from_le_bytes(take(&mut rest, 4).try_into().unwrap_or_default());
+    let shadow = u32::from_le_bytes(take(&mut rest, 4).try_into().unwrap_or_default());
+    let flags = take(&mut rest, 2).to_vec();
+    let mut strings: Vec<&[u8]> = Vec::with_capacity(5);
+    for _ in 0..5 {
+        let n = u16::from_le_bytes(take(&mut rest, 2).try_into().unwrap_or_default());
+        strings.push(take(&mut rest, n as usize));
+    }
+    let verdict = fanzha_policy::Verdict {
+        action: if block {
+            fanzha_policy::Action::Block
+        } else {
+            fanzha_policy::Action::Allow
+        },
+        code,
+        rules: fanzha_policy::RuleSet::from_bits(rules),
+        shadow: fanzha_policy::RuleSet::from_bits(shadow),
+        strip_generic_number: flags.first() == Some(&1),
+        generation,
+    };
+    let fields = [strings[1], strings[2], strings[3], strings[4]];
+    (
+        call_json(
+            &fields,
+            flags.get(1) == Some(&1),
+            &String::from_utf8_lossy(strings[0]),
+        ),
+        verdict_json(strings[1], &verdict),
+    )
+}
+
+/// The call as the decision log records it.
+fn call_json(fields: &[&[u8]; 4], restricted: bool, src: &str) -> String {
+    let text = |b: &[u8]| json_text(&String::from_utf8_lossy(b));
+    format!(
+        "{{\"id\":{},\"trunk\":{},\"caller\":{},\"callee\":{},\"presentation\":\"{}\",\"source\":\"{src}\",\"transport\":\"sip\"}}",
+        text(fields[0]),
+        text(fields[1]),
+        text(fields[2]),
+        text(fields[3]),
+        if restricted { "restricted" } else { "allowed" },
+    )
+}
+
+/// The verdict as the decision log records it (the HTTP contract's verdict object).
+fn verdict_json(call_id: &[u8], v: &fanzha_policy::Verdict) -> String {
+    let id = serde_json::Value::String(String::from_utf8_lossy(call_id).into_owned());
+    serde_json::to_string(&VerdictWire::new(id, v)).unwrap_or_default()
+}
+
 fn json_text(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
 }

@@ -202,3 +202,39 @@ fn stream_framing_waits_for_the_whole_message() {
     assert_eq!(used, m.len());
     assert!(reply(o).starts_with("SIP/2.0 302"));
 }
+
+#[test]
+fn packed_decisions_render_as_the_log_wrote_them_before() {
+    let mut rules = fanzha_policy::RuleSet::EMPTY;
+    rules.insert(fanzha_policy::RuleId::ALL[3]);
+    rules.insert(fanzha_policy::RuleId::ALL[7]);
+    let v = fanzha_policy::Verdict {
+        action: fanzha_policy::Action::Block,
+        code: 608,
+        rules,
+        shadow: fanzha_policy::RuleSet::EMPTY,
+        strip_generic_number: true,
+        generation: 42,
+    };
+    let src: SocketAddr = "[2001:db8::1]:5060".parse().unwrap();
+    let fields: [&[u8]; 4] = [
+        b"a\"b\\c@host",
+        b"intl-a",
+        "+8613500001111".as_bytes(),
+        b"13912345678",
+    ];
+    let d = pack_decision(1_795_917_600, &v, true, src, &fields).unwrap();
+    assert_eq!((d.ts, d.generation), (1_795_917_600, 42));
+    let (call, verdict) = (d.render)(&d.data[..d.len as usize]);
+    assert_eq!(call, call_json(&fields, true, &src.to_string()));
+    assert_eq!(verdict, verdict_json(fields[0], &v));
+    let parsed: serde_json::Value = serde_json::from_str(&call).unwrap();
+    assert_eq!(parsed["id"], "a\"b\\c@host");
+    let parsed: serde_json::Value = serde_json::from_str(&verdict).unwrap();
+    assert_eq!(parsed["generation"], 42);
+    assert_eq!(parsed["code"], 608);
+    // A Call-ID too long to pack is refused by the packer (the caller renders in place).
+    let long = vec![b'x'; 600];
+    let fields: [&[u8]; 4] = [&long, b"", b"", b""];
+    assert!(pack_decision(0, &v, false, src, &fields).is_none());
+}
