@@ -51,6 +51,8 @@ sleep 1
 
 best() { # target → highest loss-free rate
   local target=$1 name=$2 top=0
+  # Warm-up (first packets, lazily touched memory), not counted.
+  "$bin" bench sip --target "$target" --rate "${rates[0]}" --duration 2 >/dev/null 2>&1
   for r in "${rates[@]}"; do
     line=$("$bin" bench sip --target "$target" --rate "$r" --duration "$secs" 2>/dev/null | tail -n 1)
     echo "$name rate=$r $line" >&2
