@@ -5,7 +5,8 @@
 use anyhow::{Context, Result};
 use clap::ValueEnum;
 use fanzha_detect::monitor::{
-    default_rules, parse_json_record, parse_rules, read_csv, Format, Monitor, RulesFile,
+    default_rules, parse_json_record, parse_rules, read_csv, Format, Monitor, Opening,
+    OpeningMonitor, RulesFile,
 };
 use serde_json::{json, Value};
 use std::io::Write;
@@ -25,8 +26,14 @@ enum CdrFormat {
 #[derive(clap::Args)]
 pub struct MonitorArgs {
     /// Call records file.
+    #[arg(long, required_unless_present = "openings")]
+    cdr: Option<PathBuf>,
+    /// A subscribers file (the ledger's `subscribers` CSV): openings through agents are
+    /// watched for card farms (R5.1, many holders in an hour; alerts
+    /// `{agent_id,ts,level,distinct_holders,openings,action}`), and recent activations give
+    /// new cards the stricter new-card rules in the call records that follow.
     #[arg(long)]
-    cdr: PathBuf,
+    openings: Option<PathBuf>,
     /// Record format.
     #[arg(long, value_enum, default_value = "native")]
     format: CdrFormat,
@@ -71,8 +78,6 @@ pub fn run(args: MonitorArgs, store: &crate::backend::StoreArgs) -> Result<ExitC
             }
         },
     };
-    let data =
-        std::fs::read(&args.cdr).with_context(|| format!("cannot read {}", args.cdr.display()))?;
     let mut monitor = Monitor::new(rules.rule);
     monitor.disposal = rules.disposal;
     if let Some(path) = &args.model {
@@ -84,6 +89,48 @@ pub fn run(args: MonitorArgs, store: &crate::backend::StoreArgs) -> Result<ExitC
     let mut last_ts = 0i64;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut agent_alerts = 0u64;
+    if let Some(path) = &args.openings {
+        let text =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        match read_openings(&text) {
+            Err(why) => {
+                eprintln!("fanzha monitor: {}: {why}", path.display());
+                return Ok(ExitCode::from(1));
+            }
+            Ok(openings) => {
+                let latest = openings.iter().map(|o| o.at).max().unwrap_or(0);
+                let recent = latest - monitor.new_card_days as i64 * 86_400;
+                let mut farms = OpeningMonitor::new(Default::default());
+                for o in &openings {
+                    if o.at >= recent {
+                        monitor.note_activation(&o.msisdn, o.at);
+                    }
+                    if o.agent_id.is_empty() {
+                        continue;
+                    }
+                    let Some(a) = farms.add(&Opening {
+                        agent_id: &o.agent_id,
+                        holder_hash: &o.holder,
+                        at: o.at,
+                    }) else {
+                        continue;
+                    };
+                    agent_alerts += 1;
+                    if let (Some(l), "suspend_agent") = (ledger.as_mut(), a.action) {
+                        let reason = format!("{} holders within the hour", a.distinct_holders);
+                        disposals += l.suspend_agent(&a.agent_id, &reason, &actor)? as u64;
+                    }
+                    serde_json::to_writer(&mut out, &a)?;
+                    out.write_all(b"\n")?;
+                }
+            }
+        }
+    }
+    let data = match &args.cdr {
+        Some(p) => std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?,
+        None => Vec::new(),
+    };
     let (mut bad, mut alerts) = (0u64, 0u64);
     let mut emit = |a: fanzha_detect::monitor::Alert, out: &mut dyn Write| -> Result<()> {
         if let Some(l) = ledger.as_mut() {
@@ -101,7 +148,13 @@ pub fn run(args: MonitorArgs, store: &crate::backend::StoreArgs) -> Result<ExitC
         }
         bad += 1;
     };
+    let cdr_name = args
+        .cdr
+        .as_deref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
     match args.format {
+        _ if args.cdr.is_none() => {}
         CdrFormat::Native | CdrFormat::Sichuan => {
             let format = if matches!(args.format, CdrFormat::Native) {
                 Format::Native
@@ -130,7 +183,7 @@ pub fn run(args: MonitorArgs, store: &crate::backend::StoreArgs) -> Result<ExitC
                 &mut report_bad,
             );
             if let Err(why) = header {
-                eprintln!("fanzha monitor: {}: {why}", args.cdr.display());
+                eprintln!("fanzha monitor: {cdr_name}: {why}");
                 return Ok(ExitCode::from(1));
             }
             if let Some(e) = failed {
@@ -174,7 +227,7 @@ pub fn run(args: MonitorArgs, store: &crate::backend::StoreArgs) -> Result<ExitC
     out.flush()?;
     eprintln!(
         "{}",
-        json!({"records": monitor.records, "bad_records": bad, "alerts": alerts, "disposals": disposals,
+        json!({"records": monitor.records, "bad_records": bad, "alerts": alerts, "agent_alerts": agent_alerts, "disposals": disposals,
                "active_numbers": monitor.active_numbers(), "bytes_per_number": monitor.bytes_per_number()})
     );
     Ok(ExitCode::SUCCESS)
@@ -190,4 +243,50 @@ pub fn load_rules(path: &std::path::Path) -> Result<RulesFile, Vec<String>> {
         .map_err(|e: toml::de::Error| vec![at(e.to_string())])?;
     let json = serde_json::to_string(&doc).map_err(|e| vec![at(e.to_string())])?;
     parse_rules(&json).map_err(|errors| errors.into_iter().map(at).collect())
+}
+
+/// One subscriber row as the openings watch reads it.
+struct OpeningRow {
+    msisdn: String,
+    /// Empty unless opened through an agent.
+    agent_id: String,
+    holder: String,
+    at: i64,
+}
+
+/// The rows of a subscribers CSV with a valid `activated_at`, in time order. Rows without
+/// one cannot be placed in time and are skipped.
+fn read_openings(data: &[u8]) -> Result<Vec<OpeningRow>, String> {
+    let mut r = csv::ReaderBuilder::new().flexible(true).from_reader(data);
+    let headers: Vec<String> = r
+        .headers()
+        .map_err(|e| e.to_string())?
+        .iter()
+        .map(|h| h.trim().trim_start_matches('\u{feff}').to_ascii_lowercase())
+        .collect();
+    let col = |name: &str| headers.iter().position(|h| h == name);
+    let (Some(msisdn), Some(activated)) = (col("msisdn"), col("activated_at")) else {
+        return Err("a subscribers file needs msisdn and activated_at columns".into());
+    };
+    let (channel, agent, holder) = (col("channel"), col("agent_id"), col("holder_id"));
+    let mut rows = Vec::new();
+    for rec in r.records().flatten() {
+        let field = |i: Option<usize>| i.and_then(|i| rec.get(i)).unwrap_or("").trim();
+        let Ok(at) = fanzha_model::time::parse_unix(field(Some(activated))) else {
+            continue;
+        };
+        let through_agent = field(channel) == "agent";
+        rows.push(OpeningRow {
+            msisdn: field(Some(msisdn)).to_string(),
+            agent_id: if through_agent {
+                field(agent).to_string()
+            } else {
+                String::new()
+            },
+            holder: field(holder).to_string(),
+            at,
+        });
+    }
+    rows.sort_by_key(|o| o.at);
+    Ok(rows)
 }

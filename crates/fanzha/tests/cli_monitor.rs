@@ -243,3 +243,75 @@ fn disposal_blocks_in_screening_and_appeal_lifts_it() {
         "{v}"
     );
 }
+
+#[test]
+fn card_farms_in_a_subscribers_file_are_found_and_their_agent_suspended() {
+    let dir = tempfile::tempdir().unwrap();
+    let agents = dir.path().join("agents.csv");
+    std::fs::write(
+        &agents,
+        "agent_id,name,uscc,parent,state\nshop-1,营业厅,91110000600037341L,operator,active\nfarm-1,某代理,91110000600037341L,operator,active\n",
+    )
+    .unwrap();
+    let o = fanzha_in(
+        dir.path(),
+        &["ledger", "import", "agents", agents.to_str().unwrap()],
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let mut subs = String::from("msisdn,kind,holder_id,holder_name,holder_uscc,province,channel,agent_id,verification,real_name,state,imsi,imei,activated_at,roaming\n");
+    // The shop: 12 cards for 10 people over a working day; the farm: 45 people in 45 minutes.
+    for i in 0..12 {
+        subs += &format!(
+            "1350000{i:04},mobile,shop-person-{},,,北京,agent,shop-1,id_reader,verified,active,,,2026-11-30T{:02}:15:00+08:00,\n",
+            i % 10,
+            9 + i / 2
+        );
+    }
+    for i in 0..45 {
+        subs += &format!(
+            "1360000{i:04},mobile,farm-person-{i},,,北京,agent,farm-1,id_reader,verified,active,,,2026-11-30T14:{i:02}:00+08:00,\n"
+        );
+    }
+    let file = dir.path().join("subscribers.csv");
+    std::fs::write(&file, subs).unwrap();
+    let o = fanzha_in(
+        dir.path(),
+        &["monitor", "--openings", file.to_str().unwrap(), "--dispose"],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let alerts: Vec<Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let got: Vec<(&str, &str, &str)> = alerts
+        .iter()
+        .map(|a| {
+            (
+                a["agent_id"].as_str().unwrap(),
+                a["level"].as_str().unwrap(),
+                a["action"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("farm-1", "warning", "watch"),
+            ("farm-1", "critical", "suspend_agent")
+        ]
+    );
+    assert_eq!(alerts[1]["ts"], "2026-11-30T14:39:00+08:00");
+    let o = fanzha_in(dir.path(), &["ledger", "get", "agents", "farm-1"]);
+    let agent: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(agent["record"]["state"], "suspended", "{agent}");
+    let o = fanzha_in(dir.path(), &["ledger", "history", "agents", "farm-1"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("dispose_suspend_agent"));
+    let o = fanzha_in(dir.path(), &["ledger", "get", "agents", "shop-1"]);
+    let agent: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(agent["record"]["state"], "active");
+}

@@ -340,7 +340,7 @@ impl OnlineModel {
     }
 }
 
-fn china_time<S: serde::Serializer>(ts: &i64, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn china_time<S: serde::Serializer>(ts: &i64, s: S) -> Result<S::Ok, S::Error> {
     match fanzha_model::time::format_china(*ts) {
         Some(t) => s.serialize_str(&t),
         None => s.serialize_i64(*ts),

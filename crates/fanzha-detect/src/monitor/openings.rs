@@ -44,7 +44,8 @@ impl Default for OpeningRule {
 pub struct AgentAlert {
     /// The agent.
     pub agent_id: String,
-    /// The opening that crossed the threshold (unix seconds).
+    /// The opening that crossed the threshold (unix seconds; RFC 3339 China time in JSON).
+    #[serde(serialize_with = "super::china_time")]
     pub ts: i64,
     /// warning | critical.
     pub level: &'static str,
