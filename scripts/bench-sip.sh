@@ -61,10 +61,10 @@ best() { # target → highest loss-free rate
   done
   echo "$top"
 }
-# Latency first, on a fresh server: a 2 s warm-up at 50 k/s, then three 10 s runs at 50 k/s
+# Latency first, on a fresh server: a 5 s warm-up at 50 k/s, then three 10 s runs at 50 k/s
 # (one stall of the shared machine weighs less in 500 k answers than in 150 k); the median
 # run's p99 is reported, and every run is printed.
-"$bin" bench sip --target 127.0.0.1:5080 --rate 50000 --duration 2 >/dev/null 2>&1
+"$bin" bench sip --target 127.0.0.1:5080 --rate 50000 --duration 5 >/dev/null 2>&1
 runs=()
 for i in 1 2 3; do
   line=$("$bin" bench sip --target 127.0.0.1:5080 --rate 50000 --duration 10 2>/dev/null | tail -n 1)

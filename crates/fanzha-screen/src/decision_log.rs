@@ -257,7 +257,7 @@ enum Msg {
 
 /// A handle to the background writer. Dropping it flushes and stops the writer.
 pub struct DecisionLog {
-    tx: Option<mpsc::SyncSender<Msg>>,
+    tx: Option<(mpsc::SyncSender<Msg>, mpsc::Sender<Msg>)>,
     worker: Option<JoinHandle<Result<(), LogError>>>,
 }
 
@@ -265,23 +265,48 @@ impl DecisionLog {
     /// Opens (or continues) the log in `dir` and starts its writer.
     pub fn open(dir: &Path) -> Result<DecisionLog, LogError> {
         let mut chain = Chain::open(dir)?;
-        // A bounded channel's slots are allocated once: the call path never allocates (or
-        // frees memory the idle-priority writer allocated — glibc's arena lock would then tie
-        // an answer to a thread that may not run for milliseconds). Full (the writer is
-        // 16 k entries behind): senders wait — a slower answer, never a lost record.
+        // Two queues. The bounded one's slots are allocated once: the call path neither
+        // allocates nor frees memory the idle-priority writer allocated (glibc's arena lock
+        // would then tie an answer to a thread that may not run for milliseconds). When it
+        // is full — the writer starved of CPU, 16 k entries behind — entries spill to an
+        // unbounded queue instead of making the call wait: never a stall, never a lost
+        // record (spilled entries may be written after later ones; each keeps its `ts`).
         let (tx, rx) = mpsc::sync_channel::<Msg>(LOG_QUEUE);
+        let (spill_tx, spill_rx) = mpsc::channel::<Msg>();
         let worker = std::thread::Builder::new()
             .name("decision-log".into())
             .spawn(move || {
                 lower_priority();
-                let handle = |chain: &mut Chain, msg: Msg| -> Result<(), LogError> {
-                    match msg {
-                        Msg::Entry(e) => chain.append(*e),
-                        Msg::Deferred(d) => chain.append(d.into_entry()),
-                        Msg::Flush(done) => {
-                            chain.flush()?;
-                            let _ = done.send(());
-                            Ok(())
+                // Drains a queue; `Ok(false)` once its senders are gone and it is empty.
+                let drain = |chain: &mut Chain,
+                             rx: &mpsc::Receiver<Msg>,
+                             spill: Option<&mpsc::Receiver<Msg>>|
+                 -> Result<(bool, bool), LogError> {
+                    let mut wrote = false;
+                    loop {
+                        let msg = match rx.try_recv() {
+                            Ok(msg) => msg,
+                            Err(mpsc::TryRecvError::Empty) => return Ok((true, wrote)),
+                            Err(mpsc::TryRecvError::Disconnected) => return Ok((false, wrote)),
+                        };
+                        wrote = true;
+                        match msg {
+                            Msg::Entry(e) => chain.append(*e)?,
+                            Msg::Deferred(d) => chain.append(d.into_entry())?,
+                            Msg::Flush(done) => {
+                                // Everything queued before the flush, spilled entries too.
+                                if let Some(spill) = spill {
+                                    while let Ok(m) = spill.try_recv() {
+                                        match m {
+                                            Msg::Entry(e) => chain.append(*e)?,
+                                            Msg::Deferred(d) => chain.append(d.into_entry())?,
+                                            Msg::Flush(d) => drop(d.send(())),
+                                        }
+                                    }
+                                }
+                                chain.flush()?;
+                                let _ = done.send(());
+                            }
                         }
                     }
                 };
@@ -289,46 +314,44 @@ impl DecisionLog {
                 // writer (a futex call and a context switch on the call path); the writer
                 // drains in batches every few milliseconds instead.
                 loop {
-                    let mut wrote = false;
-                    loop {
-                        match rx.try_recv() {
-                            Ok(msg) => {
-                                handle(&mut chain, msg)?;
-                                wrote = true;
-                            }
-                            Err(mpsc::TryRecvError::Empty) => break,
-                            Err(mpsc::TryRecvError::Disconnected) => return chain.flush(),
-                        }
-                    }
-                    if wrote {
+                    let (open, a) = drain(&mut chain, &rx, Some(&spill_rx))?;
+                    let (spill_open, b) = drain(&mut chain, &spill_rx, None)?;
+                    if a || b {
                         chain.flush()?;
+                    }
+                    if !open && !spill_open {
+                        return chain.flush();
                     }
                     std::thread::sleep(POLL);
                 }
             })?;
         Ok(DecisionLog {
-            tx: Some(tx),
+            tx: Some((tx, spill_tx)),
             worker: Some(worker),
         })
     }
 
     /// Queues a decision (never blocks on disk).
     pub fn log(&self, e: Entry) {
-        if let Some(tx) = &self.tx {
-            let _ = tx.send(Msg::Entry(Box::new(e)));
+        self.queue(Msg::Entry(Box::new(e)));
+    }
+
+    fn queue(&self, msg: Msg) {
+        if let Some((tx, spill)) = &self.tx {
+            if let Err(mpsc::TrySendError::Full(msg)) = tx.try_send(msg) {
+                let _ = spill.send(msg);
+            }
         }
     }
 
     /// Queues a decision to be rendered by the writer (see [`Deferred`]).
     pub fn log_deferred(&self, d: Deferred) {
-        if let Some(tx) = &self.tx {
-            let _ = tx.send(Msg::Deferred(d));
-        }
+        self.queue(Msg::Deferred(d));
     }
 
     /// Waits until everything queued so far is written.
     pub fn flush(&self) {
-        if let Some(tx) = &self.tx {
+        if let Some((tx, _)) = &self.tx {
             let (done, wait) = mpsc::channel();
             if tx.send(Msg::Flush(done)).is_ok() {
                 let _ = wait.recv();
@@ -462,6 +485,21 @@ mod tests {
             call: json!({"id": n}).to_string(),
             verdict: json!({"id": n, "action": "allow"}).to_string(),
         }
+    }
+
+    #[test]
+    fn a_burst_beyond_the_queue_spills_and_loses_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = DecisionLog::open(dir.path()).unwrap();
+        let n = LOG_QUEUE as u64 * 3;
+        for i in 0..n {
+            log.log(entry(1_764_460_800 + (i / 1000) as i64, i));
+        }
+        log.flush();
+        let v = verify(dir.path()).unwrap();
+        assert!(v.ok, "{v:?}");
+        assert_eq!(v.records, n);
+        log.close().unwrap();
     }
 
     #[test]

@@ -85,7 +85,12 @@ impl Server {
 fn udp_loop(sock: UdpSocket, handler: Arc<Handler>, stop: Arc<AtomicBool>) {
     #[cfg(target_os = "linux")]
     {
-        // Batched: one recvmmsg for up to 64 INVITEs, one sendmmsg for their answers.
+        // Batched: one recvmmsg for up to 64 INVITEs. A small batch (the server keeps up)
+        // is answered REPLY_CHUNK at a time, so its first INVITE does not wait for its last;
+        // a large batch (the server is behind) is answered with one sendmmsg, because then
+        // system calls, not batching, decide how far behind it falls.
+        const REPLY_CHUNK: usize = 8;
+        const SMALL_BATCH: usize = 16;
         let mut batch = crate::mmsg::RecvBatch::new();
         let mut replies: Vec<(Vec<u8>, SocketAddr)> = Vec::with_capacity(crate::mmsg::BATCH);
         while !stop.load(Ordering::Relaxed) {
@@ -100,9 +105,15 @@ fn udp_loop(sock: UdpSocket, handler: Arc<Handler>, stop: Arc<AtomicBool>) {
                 let Some(src) = src else { continue };
                 if let Outcome::Reply(r) = handler.handle_datagram(data, src, t) {
                     replies.push((r, src));
+                    if n <= SMALL_BATCH && replies.len() == REPLY_CHUNK {
+                        let _ = crate::mmsg::send_batch(&sock, &replies);
+                        replies.clear();
+                    }
                 }
             }
-            let _ = crate::mmsg::send_batch(&sock, &replies);
+            if !replies.is_empty() {
+                let _ = crate::mmsg::send_batch(&sock, &replies);
+            }
         }
     }
     #[cfg(not(target_os = "linux"))]
