@@ -124,8 +124,11 @@ pub fn default_rules() -> Vec<ThresholdRule> {
         ),
         r("sequential-scan", "sequential_run", None, 5.0, 9.0),
         r("sim-box-imei-swap", "imei_changes_24h", None, 3.0, 6.0),
-        r("iot-voice-use", "opposite_count", Some(Iot), 1.0, 20.0),
+        // IoT voice reaches the call records only where a profile allows it (screening blocks
+        // the rest, R4.3): a machine calling its few service numbers is normal; calling many
+        // people, or calling all day, is a card used as a phone (R4.4).
         r("iot-human-like", "opposite_unique", Some(Iot), 5.0, 10.0),
+        r("iot-voice-volume", "calls_24h", Some(Iot), 30.0, 60.0),
         r(
             "key-service-volume",
             "calls_1h",

@@ -90,6 +90,9 @@ impl Distinct64 {
     fn add(&mut self, h: u64) {
         self.0 |= 1 << (h % 64);
     }
+    fn contains(&self, h: u64) -> bool {
+        self.0 & (1 << (h % 64)) != 0
+    }
     fn estimate(&self) -> f64 {
         let zeros = 64 - self.0.count_ones();
         if zeros == 0 {
@@ -129,7 +132,7 @@ pub enum Feature {
     CallDurMax,
     /// Devices used (Sichuan `imeis`).
     Imeis,
-    /// Device changes today.
+    /// Changes today to a device this number had not used before (SIM-box rotation).
     ImeiChanges24h,
     /// Distinct areas (Sichuan `county_name_nunique`).
     CountyNameNunique,
@@ -332,7 +335,9 @@ impl NumberState {
                 self.imei_changes_24h = 0;
             }
             let short = (h >> 32) as u32 | 1;
-            if self.last_imei != 0 && self.last_imei != short {
+            // A change to a device the number has used before (a person with two phones
+            // going back and forth) is not counted: SIM boxes rotate through new ones.
+            if self.last_imei != 0 && self.last_imei != short && !self.imeis.contains(h) {
                 self.imei_changes_24h = self.imei_changes_24h.saturating_add(1);
             }
             self.last_imei = short;

@@ -122,12 +122,26 @@ fn new_cards_get_the_stricter_profile() {
 }
 
 #[test]
-fn iot_cards_making_calls_are_flagged_by_class() {
+fn iot_cards_calling_people_are_flagged_by_class() {
     let mut m = Monitor::new(default_rules());
-    let alerts = run(&mut m, &[cdr(T0, "1440000000001", "+8613900000000")]);
+    // An elevator's emergency line calling its service desk now and then: normal.
+    let desk: Vec<Cdr> = (0..6)
+        .map(|i| cdr(T0 + i * 3600, "1440000000001", "+8610086"))
+        .collect();
+    assert!(run(&mut m, &desk).is_empty());
+    // A card calling one stranger after another: a phone in disguise.
+    let people: Vec<String> = (0..6)
+        .map(|i| format!("+86139{:08}", i * 104_729))
+        .collect();
+    let calls: Vec<Cdr> = people
+        .iter()
+        .enumerate()
+        .map(|(i, p)| cdr(T0 + i as i64 * 600, "1440000000002", p))
+        .collect();
+    let alerts = run(&mut m, &calls);
     assert_eq!(alerts.len(), 1);
     assert_eq!(alerts[0].action, "watch");
-    assert_eq!(alerts[0].rules, ["iot-voice-use"]);
+    assert_eq!(alerts[0].rules, ["iot-human-like"]);
 }
 
 #[test]
@@ -235,4 +249,29 @@ fn the_disposal_policy_maps_levels_to_actions_by_class() {
         ]
     );
     assert!(parse_rules(r#"{"rule":[],"disposal":{"critical":"shoot"}}"#).is_err());
+}
+
+#[test]
+fn two_phones_used_in_turn_are_not_a_sim_box_but_rotation_is() {
+    let mut m = Monitor::new(default_rules());
+    let imeis = ["860000000000001", "860000000000002"];
+    let records: Vec<Cdr> = (0..12)
+        .map(|i| Cdr {
+            imei: Some(imeis[i % 2]),
+            ..cdr(T0 + i as i64 * 600, "+8613500000020", "+8613900000000")
+        })
+        .collect();
+    assert!(run(&mut m, &records).is_empty());
+    let boxes: Vec<String> = (0..8).map(|i| format!("86100000000{i:04}")).collect();
+    let records: Vec<Cdr> = boxes
+        .iter()
+        .enumerate()
+        .map(|(i, imei)| Cdr {
+            imei: Some(imei),
+            ..cdr(T0 + i as i64 * 600, "+8613500000021", "+8613900000000")
+        })
+        .collect();
+    let alerts = run(&mut m, &records);
+    assert_eq!(alerts.last().map(|a| a.level), Some("critical"));
+    assert_eq!(alerts[0].rules, ["sim-box-imei-swap"]);
 }
