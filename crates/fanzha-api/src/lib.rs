@@ -93,6 +93,27 @@ pub fn refresh(
     Ok(generation)
 }
 
+/// Makes the monitor's `suspend_and_block` disposals effective in screening at once (a
+/// patched copy of the live snapshot: blocklisted, and suspended where the number is our
+/// card); the refresher's full recompile from the ledger follows. Returns how many numbers
+/// were patched in.
+pub fn block_disposed(engine: &Engine, alerts: &[fanzha_detect::monitor::Alert]) -> usize {
+    let numbers: Vec<fanzha_model::PhoneNumber> = alerts
+        .iter()
+        .filter(|a| a.action == "suspend_and_block")
+        .filter_map(|a| fanzha_model::parse(&a.number).ok())
+        .collect();
+    if !numbers.is_empty() {
+        engine.patch(|s| {
+            for &n in &numbers {
+                s.add_blocked(n, None);
+                s.suspend_subscriber(n);
+            }
+        });
+    }
+    numbers.len()
+}
+
 /// An API error: HTTP status, stable code, message.
 #[derive(Debug)]
 pub struct ApiError {
@@ -358,11 +379,12 @@ async fn cdr_ingest(
         m.cdr_bad.fetch_add(report.bad_records, Relaxed);
         m.cdr_alerts.fetch_add(report.alerts.len() as u64, Relaxed);
         m.cdr_disposals.fetch_add(report.disposals, Relaxed);
-        let generation = if report.disposals > 0 {
-            refresh(&state.ledger, &state.engine, &state.metrics)?
-        } else {
-            state.engine.snapshot().generation
-        };
+        // Blocked in screening before the answer returns; the refresher recompiles from the
+        // ledger (now one version ahead) in the background.
+        if ingest.dispose {
+            block_disposed(&state.engine, &report.alerts);
+        }
+        let generation = state.engine.snapshot().generation;
         Ok(Json(json!({
             "records": report.records,
             "bad_records": report.bad_records,

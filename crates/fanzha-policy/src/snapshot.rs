@@ -227,6 +227,18 @@ impl Snapshot {
         self.subscribers.insert(n.to_bits(), flags);
     }
 
+    /// Marks a subscriber card suspended (a disposal applied ahead of the next compile);
+    /// `false` when the number is not our subscriber.
+    pub fn suspend_subscriber(&mut self, n: PhoneNumber) -> bool {
+        match self.subscribers.get_mut(&n.to_bits()) {
+            Some(flags) => {
+                flags.0 |= SubscriberFlags::SUSPENDED;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Adds an IoT profile.
     pub fn add_iot_profile(&mut self, n: PhoneNumber, p: IotProfile) {
         self.iot_profiles.insert(n.to_bits(), p);

@@ -508,6 +508,7 @@ fn start_kafka(
     store: StoreArgs,
     stop: Arc<std::sync::atomic::AtomicBool>,
 ) -> Result<std::thread::JoinHandle<()>> {
+    let dispose = ingest.dispose;
     let mut disposer: Box<dyn fanzha_monitor::Disposer + Send> = if ingest.dispose {
         Box::new(fanzha_monitor::LedgerDisposer {
             ledger: ledger.clone(),
@@ -531,10 +532,9 @@ fn start_kafka(
                 for a in &r.alerts {
                     tracing::info!(number = %a.number, level = a.level, action = a.action, rules = ?a.rules, "monitor alert");
                 }
-                if r.disposals > 0 {
-                    if let Err(err) = refresh(&ledger, &engine, &metrics) {
-                        tracing::warn!(%err, "snapshot refresh after disposal");
-                    }
+                if dispose {
+                    // At once in screening; the refresher's recompile follows.
+                    fanzha_api::block_disposed(&engine, &r.alerts);
                 }
             };
             if let Err(err) = fanzha_monitor::kafka::consume(
