@@ -11,7 +11,10 @@ fuzz_target!(|data: &[u8]| {
     for format in [Format::Native, Format::Sichuan, Format::JsonLines] {
         let _ = p.ingest_body(data, format, &mut ReportOnly);
     }
-    let lines = data.split(|&b| b == b'\n').filter(|l| !l.is_empty()).count() as u64;
+    let lines = data
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .count() as u64;
     let r = p
         .ingest_messages([(0u64, data)], &mut ReportOnly)
         .expect("messages have no header to refuse");
