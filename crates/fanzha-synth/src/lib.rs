@@ -439,10 +439,13 @@ pub enum Scenario {
     YihaotongOut,
 }
 
+/// The synthetic day: 2026-11-30T00:00:00+08:00.
+pub const DAY: i64 = 1_795_968_000;
+
 /// A day of traffic (2026-11-30, China time) with planted attacks: `calls` attempts.
 pub fn traffic(p: &Province, calls: u64, seed: u64) -> Vec<(Scenario, CallWire)> {
     let mut rng = Rng::new(seed);
-    let day_start: i64 = 1_764_432_000; // 2026-11-30T00:00:00+08:00
+    let day_start: i64 = DAY;
     let mut out = Vec::with_capacity(calls as usize);
     let mobiles: Vec<&Card> = p
         .cards
@@ -674,7 +677,7 @@ pub struct AgentDay {
 pub fn agent_day(p: &Province, shops: usize, farms: usize, seed: u64) -> AgentDay {
     use fanzha_ledger::Kind;
     let mut rng = Rng::new(seed);
-    let day: i64 = 1_764_432_000;
+    let day: i64 = DAY;
     let mut out = AgentDay {
         agents_csv: format!("{}\n", Kind::Agents.columns().join(",")),
         subscribers_csv: format!("{}\n", Kind::Subscribers.columns().join(",")),
@@ -730,7 +733,7 @@ pub fn call_records(
     seed: u64,
 ) -> (Vec<CallRecord>, Vec<(String, Planted)>) {
     let mut rng = Rng::new(seed);
-    let day: i64 = 1_764_432_000;
+    let day: i64 = DAY;
     let mobiles: Vec<&Card> = p
         .cards
         .iter()
