@@ -312,7 +312,7 @@ struct CdrQuery {
 
 /// A batch of call records for the monitor: native CSV (default), Sichuan CSV, or JSON lines
 /// (`?format=`, or `Content-Type: application/x-ndjson`). Alerts are disposed of through the
-/// ledger and the screening snapshot is refreshed before the answer returns, so a disposed
+/// ledger and patched into the screening snapshot before the answer returns, so a disposed
 /// number is blocked by the time the client reads it.
 async fn cdr_ingest(
     State(state): State<AppState>,
@@ -373,12 +373,7 @@ async fn cdr_ingest(
                 fanzha_monitor::IngestError::Disposal(s) => ApiError::from(s),
             })?
         };
-        let m = &state.metrics;
-        use std::sync::atomic::Ordering::Relaxed;
-        m.cdr_records.fetch_add(report.records, Relaxed);
-        m.cdr_bad.fetch_add(report.bad_records, Relaxed);
-        m.cdr_alerts.fetch_add(report.alerts.len() as u64, Relaxed);
-        m.cdr_disposals.fetch_add(report.disposals, Relaxed);
+        state.metrics.record_ingest(&report);
         // Blocked in screening before the answer returns; the refresher recompiles from the
         // ledger (now one version ahead) in the background.
         if ingest.dispose {

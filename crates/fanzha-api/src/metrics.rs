@@ -39,6 +39,15 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// Counts what one batch of call records did in the monitor (HTTP or Kafka).
+    pub fn record_ingest(&self, r: &fanzha_monitor::IngestReport) {
+        self.cdr_records.fetch_add(r.records, Ordering::Relaxed);
+        self.cdr_bad.fetch_add(r.bad_records, Ordering::Relaxed);
+        self.cdr_alerts
+            .fetch_add(r.alerts.len() as u64, Ordering::Relaxed);
+        self.cdr_disposals.fetch_add(r.disposals, Ordering::Relaxed);
+    }
+
     /// Counts one verdict that took `nanos` to decide.
     pub fn record(&self, v: &Verdict, nanos: u64) {
         for r in v.rules.iter() {

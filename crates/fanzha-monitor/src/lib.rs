@@ -105,6 +105,8 @@ pub struct Pipeline {
     pub alerts: u64,
     /// Ledger-changing disposals since start.
     pub disposals: u64,
+    /// Start of the latest record seen (unix seconds).
+    pub latest: i64,
     raised: Vec<Alert>,
 }
 
@@ -117,6 +119,7 @@ impl Pipeline {
             bad_records: 0,
             alerts: 0,
             disposals: 0,
+            latest: 0,
             raised: Vec::new(),
         }
     }
@@ -136,13 +139,15 @@ impl Pipeline {
         let mut report = IngestReport::default();
         match format {
             Format::Native | Format::Sichuan => {
-                let (monitor, raised) = (&mut self.monitor, &mut self.raised);
+                let (monitor, raised, latest) =
+                    (&mut self.monitor, &mut self.raised, &mut self.latest);
                 let mut bad = Vec::new();
                 read_csv(
                     body,
                     format,
                     |batch| {
                         report.records += batch.len() as u64;
+                        *latest = batch.iter().fold(*latest, |t, c| t.max(c.start));
                         monitor.add_batch(batch, raised);
                     },
                     |line, why| bad.push((line, why)),
@@ -154,7 +159,7 @@ impl Pipeline {
             }
             Format::JsonLines => {
                 for (i, line) in body.split(|&b| b == b'\n').enumerate() {
-                    self.message(line, i as u64 + 1, &mut report);
+                    self.message(line, i as u64 + 1, false, &mut report);
                 }
             }
         }
@@ -173,19 +178,19 @@ impl Pipeline {
         let mut report = IngestReport::default();
         for (id, value) in messages {
             for line in value.split(|&b| b == b'\n') {
-                self.message(line, id, &mut report);
+                self.message(line, id, true, &mut report);
             }
         }
         self.finish(report, disposer)
     }
 
-    /// One record line of a message or a JSON-lines body.
-    fn message(&mut self, line: &[u8], id: u64, report: &mut IngestReport) {
+    /// One record line of a message or a JSON-lines body (where only JSON is a record).
+    fn message(&mut self, line: &[u8], id: u64, csv_rows: bool, report: &mut IngestReport) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.iter().all(u8::is_ascii_whitespace) {
             return;
         }
-        let parsed = if line.first() == Some(&b'{') {
+        let parsed = if line.first() == Some(&b'{') || !csv_rows {
             match serde_json::from_slice::<serde_json::Value>(line) {
                 Ok(v) => {
                     let mut scratch = Vec::new();
@@ -211,8 +216,20 @@ impl Pipeline {
 
     fn add(&mut self, c: &Cdr<'_>, report: &mut IngestReport) {
         report.records += 1;
+        self.latest = self.latest.max(c.start);
         self.monitor
             .add_batch(std::slice::from_ref(c), &mut self.raised);
+    }
+
+    /// The end of a stream (a batch run's last record): the model's look at every number it
+    /// has not judged yet, as of the latest record, and its alerts disposed of.
+    pub fn end_of_stream(
+        &mut self,
+        disposer: &mut dyn Disposer,
+    ) -> Result<IngestReport, IngestError> {
+        let latest = self.latest;
+        self.raised.extend(self.monitor.score_all(latest));
+        self.finish(IngestReport::default(), disposer)
     }
 
     fn finish(

@@ -4,14 +4,13 @@
 
 use anyhow::{Context, Result};
 use clap::ValueEnum;
-use fanzha_detect::monitor::{
-    default_rules, parse_json_record, parse_rules, read_csv, Format, Monitor, Opening,
-    OpeningMonitor, RulesFile,
-};
-use serde_json::{json, Value};
+use fanzha_detect::monitor::{parse_rules, Format, Monitor, Opening, OpeningMonitor, RulesFile};
+use fanzha_monitor::{Disposer, IngestError, LedgerDisposer, Pipeline, ReportOnly};
+use serde_json::json;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 
 #[derive(Copy, Clone, ValueEnum)]
 enum CdrFormat {
@@ -53,8 +52,8 @@ pub struct MonitorArgs {
 }
 
 pub fn run(args: MonitorArgs, store: &crate::backend::StoreArgs) -> Result<ExitCode> {
-    let mut ledger = if args.dispose {
-        Some(store.ledger()?)
+    let ledger = if args.dispose {
+        Some(Arc::new(Mutex::new(store.ledger()?)))
     } else {
         None
     };
@@ -64,10 +63,7 @@ pub fn run(args: MonitorArgs, store: &crate::backend::StoreArgs) -> Result<ExitC
     };
     let mut disposals = 0u64;
     let rules = match &args.rules {
-        None => RulesFile {
-            rule: default_rules(),
-            disposal: Default::default(),
-        },
+        None => RulesFile::default(),
         Some(p) => match load_rules(p) {
             Ok(r) => r,
             Err(errors) => {
@@ -78,15 +74,13 @@ pub fn run(args: MonitorArgs, store: &crate::backend::StoreArgs) -> Result<ExitC
             }
         },
     };
-    let mut monitor = Monitor::new(rules.rule);
-    monitor.disposal = rules.disposal;
+    let mut monitor = Monitor::from_rules(rules);
     if let Some(path) = &args.model {
         let model = crate::model_cmd::load(path)?;
         monitor
             .set_model(model)
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     }
-    let mut last_ts = 0i64;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut agent_alerts = 0u64;
@@ -117,8 +111,9 @@ pub fn run(args: MonitorArgs, store: &crate::backend::StoreArgs) -> Result<ExitC
                         continue;
                     };
                     agent_alerts += 1;
-                    if let (Some(l), "suspend_agent") = (ledger.as_mut(), a.action) {
+                    if let (Some(l), "suspend_agent") = (&ledger, a.action) {
                         let reason = format!("{} holders within the hour", a.distinct_holders);
+                        let mut l = l.lock().unwrap_or_else(|p| p.into_inner());
                         disposals += l.suspend_agent(&a.agent_id, &reason, &actor)? as u64;
                     }
                     serde_json::to_writer(&mut out, &a)?;
@@ -127,103 +122,45 @@ pub fn run(args: MonitorArgs, store: &crate::backend::StoreArgs) -> Result<ExitC
             }
         }
     }
-    let data = match &args.cdr {
-        Some(p) => std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?,
-        None => Vec::new(),
+    let mut pipeline = Pipeline::new(monitor);
+    let mut disposer: Box<dyn Disposer> = match &ledger {
+        Some(ledger) => Box::new(LedgerDisposer {
+            ledger: ledger.clone(),
+            actor: Arc::new(move || actor.clone()),
+        }),
+        None => Box::new(ReportOnly),
     };
-    let (mut bad, mut alerts) = (0u64, 0u64);
-    let mut emit = |a: fanzha_detect::monitor::Alert, out: &mut dyn Write| -> Result<()> {
-        if let Some(l) = ledger.as_mut() {
-            let d = l.dispose(&a.number, a.action, &a.rules.join(","), &actor)?;
-            disposals += (d.blocklisted || d.suspended || d.reverify) as u64;
-        }
-        let v = serde_json::to_value(&a)?;
-        serde_json::to_writer(&mut *out, &v)?;
-        out.write_all(b"\n")?;
-        Ok(())
-    };
-    let mut report_bad = |line: u64, why: String| {
-        if bad < 20 {
-            eprintln!("fanzha monitor: line {line}: {why}");
-        }
-        bad += 1;
-    };
-    let cdr_name = args
-        .cdr
-        .as_deref()
-        .map(|p| p.display().to_string())
-        .unwrap_or_default();
-    match args.format {
-        _ if args.cdr.is_none() => {}
-        CdrFormat::Native | CdrFormat::Sichuan => {
-            let format = if matches!(args.format, CdrFormat::Native) {
-                Format::Native
-            } else {
-                Format::Sichuan
-            };
-            let mut failed = None;
-            let mut raised = Vec::new();
-            let header = read_csv(
-                &data,
-                format,
-                |batch| {
-                    if failed.is_some() {
-                        return;
-                    }
-                    last_ts = batch.iter().fold(last_ts, |t, c| t.max(c.start));
-                    monitor.add_batch(batch, &mut raised);
-                    for a in raised.drain(..) {
-                        alerts += 1;
-                        if let Err(e) = emit(a, &mut out) {
-                            failed = Some(e);
-                            return;
-                        }
-                    }
-                },
-                &mut report_bad,
-            );
-            if let Err(why) = header {
-                eprintln!("fanzha monitor: {cdr_name}: {why}");
+    let mut reports = Vec::new();
+    if let Some(path) = &args.cdr {
+        let data =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let format = match args.format {
+            CdrFormat::Native => Format::Native,
+            CdrFormat::Sichuan => Format::Sichuan,
+            CdrFormat::Jsonl => Format::JsonLines,
+        };
+        match pipeline.ingest_body(&data, format, disposer.as_mut()) {
+            Ok(r) => reports.push(r),
+            Err(IngestError::Header(why)) => {
+                eprintln!("fanzha monitor: {}: {why}", path.display());
                 return Ok(ExitCode::from(1));
             }
-            if let Some(e) = failed {
-                return Err(e);
-            }
-        }
-        CdrFormat::Jsonl => {
-            let mut scratch = Vec::new();
-            let mut raised = Vec::new();
-            for (i, line) in data.split(|&b| b == b'\n').enumerate() {
-                if line.iter().all(u8::is_ascii_whitespace) {
-                    continue;
-                }
-                let v: Value = match serde_json::from_slice(line) {
-                    Ok(v) => v,
-                    Err(e) => {
-                        report_bad(i as u64 + 1, e.to_string());
-                        continue;
-                    }
-                };
-                match parse_json_record(&v, &mut scratch) {
-                    Ok(c) => {
-                        last_ts = last_ts.max(c.start);
-                        monitor.add_batch(std::slice::from_ref(&c), &mut raised);
-                        for a in raised.drain(..) {
-                            alerts += 1;
-                            emit(a, &mut out)?;
-                        }
-                    }
-                    Err(why) => report_bad(i as u64 + 1, why),
-                }
-            }
+            Err(e) => return Err(e.into()),
         }
     }
-    let mut last = monitor.take_pending();
-    last.extend(monitor.score_all(last_ts));
-    for a in last {
-        alerts += 1;
-        emit(a, &mut out)?;
+    reports.push(pipeline.end_of_stream(disposer.as_mut())?);
+    for r in &reports {
+        for e in &r.errors {
+            eprintln!("fanzha monitor: line {}: {}", e.line, e.reason);
+        }
+        for a in &r.alerts {
+            serde_json::to_writer(&mut out, a)?;
+            out.write_all(b"\n")?;
+        }
     }
+    let monitor = pipeline.monitor();
+    let (bad, alerts) = (pipeline.bad_records, pipeline.alerts);
+    disposals += pipeline.disposals;
     out.flush()?;
     eprintln!(
         "{}",

@@ -238,10 +238,7 @@ pub fn load_config(args: &ServeArgs) -> Result<ServeConfig, Vec<String>> {
         ),
     };
     let log_decisions = boolean("decisions", "enabled", true, &mut errors);
-    let builtin = || fanzha_detect::monitor::RulesFile {
-        rule: fanzha_detect::monitor::default_rules(),
-        disposal: Default::default(),
-    };
+    let builtin = fanzha_detect::monitor::RulesFile::default;
     let rules = match get("monitor", "rules").map(|v| v.as_str()) {
         None => builtin(),
         Some(None) => {
@@ -382,8 +379,7 @@ pub fn run(args: ServeArgs, store: &StoreArgs) -> Result<ExitCode> {
         .with_context(|| format!("bind SIP {}", config.sip))?;
     let ledger = Arc::new(Mutex::new(ledger));
     let monitor = if config.monitor.enabled {
-        let mut m = fanzha_detect::monitor::Monitor::new(config.monitor.rules.rule.clone());
-        m.disposal = config.monitor.rules.disposal.clone();
+        let mut m = fanzha_detect::monitor::Monitor::from_rules(config.monitor.rules.clone());
         if let Some(path) = &config.monitor.model {
             let model = crate::model_cmd::load(path)?;
             m.set_model(model)
@@ -523,12 +519,8 @@ fn start_kafka(
     Ok(std::thread::Builder::new()
         .name("kafka".into())
         .spawn(move || {
-            use std::sync::atomic::Ordering::Relaxed;
             let mut after = |r: &fanzha_monitor::IngestReport| {
-                metrics.cdr_records.fetch_add(r.records, Relaxed);
-                metrics.cdr_bad.fetch_add(r.bad_records, Relaxed);
-                metrics.cdr_alerts.fetch_add(r.alerts.len() as u64, Relaxed);
-                metrics.cdr_disposals.fetch_add(r.disposals, Relaxed);
+                metrics.record_ingest(r);
                 for a in &r.alerts {
                     tracing::info!(number = %a.number, level = a.level, action = a.action, rules = ?a.rules, "monitor alert");
                 }

@@ -264,6 +264,16 @@ pub struct RulesFile {
     pub disposal: DisposalPolicy,
 }
 
+impl Default for RulesFile {
+    /// The built-in rules and disposal policy.
+    fn default() -> Self {
+        RulesFile {
+            rule: default_rules(),
+            disposal: DisposalPolicy::default(),
+        }
+    }
+}
+
 /// Parses a rules document (JSON `{"rule":[…], "disposal":{…}}`; the binary converts TOML to
 /// JSON first), all errors at once.
 pub fn parse_rules(json: &str) -> Result<RulesFile, Vec<String>> {
@@ -524,6 +534,13 @@ impl Monitor {
     /// being evicted); [`Monitor::add_batch`] hands them out with its own.
     pub fn take_pending(&mut self) -> Vec<Alert> {
         std::mem::take(&mut self.pending)
+    }
+
+    /// A monitor with a rules file's rules and disposal policy.
+    pub fn from_rules(file: RulesFile) -> Monitor {
+        let mut m = Monitor::new(file.rule);
+        m.disposal = file.disposal;
+        m
     }
 
     /// Numbers with state.
