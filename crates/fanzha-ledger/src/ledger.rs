@@ -3,7 +3,10 @@
 
 use crate::kind::Kind;
 use crate::pii::PiiVault;
-use crate::rules::{check_row, hint, normalise_key, Context, Refusal, Reject, RowFields};
+use crate::rules::{
+    check_row, finish_subscriber, hint, normalise_key, prepare_subscriber, Context, Refusal,
+    Reject, RowFields, SubscriberPlan,
+};
 use crate::store::{Event, Record, Store, StoreError, Tx};
 use fanzha_model::Date;
 use serde::Serialize;
@@ -168,31 +171,77 @@ fn apply(tx: &mut dyn Tx, record: &Record, actor: &Actor, command: &str) -> Resu
     ))
 }
 
-/// Checks and applies one CSV row in `tx`: `None` when applied, the refusal otherwise.
+/// A CSV row made ready away from the store: subscriber rows (the bulk of any import) are
+/// checked, hashed and sealed as far as the ledger is not needed; other kinds are checked
+/// whole in the transaction.
+enum PreparedRow {
+    /// Not CSV at all (bad UTF-8, broken quoting): refused with this reason.
+    Unreadable(String),
+    /// A subscriber row's plan.
+    Subscriber(SubscriberPlan),
+    /// A row of another kind.
+    Row(csv::StringRecord),
+    /// Preparing failed outside the rules (the random source): the batch fails.
+    Failed(String),
+}
+
+/// A batch of prepared rows with their line numbers.
+type PreparedBatch = Vec<(u64, PreparedRow)>;
+
+fn prepare_row(
+    kind: Kind,
+    rec: Result<csv::StringRecord, String>,
+    columns: &HashMap<String, usize>,
+    cx: &Context<'_>,
+) -> PreparedRow {
+    let rec = match rec {
+        Ok(r) => r,
+        Err(reason) => return PreparedRow::Unreadable(reason),
+    };
+    if kind != Kind::Subscribers {
+        return PreparedRow::Row(rec);
+    }
+    let row = CsvRow {
+        columns,
+        record: &rec,
+    };
+    match prepare_subscriber(&row, cx) {
+        Ok(plan) => PreparedRow::Subscriber(plan),
+        Err(e) => PreparedRow::Failed(e.to_string()),
+    }
+}
+
+/// Checks and applies one prepared row in `tx`: `None` when applied, the refusal otherwise.
 fn process_row(
     tx: &mut dyn Tx,
     kind: Kind,
     line: u64,
-    rec: &Result<csv::StringRecord, String>,
+    prepared: &PreparedRow,
     columns: &HashMap<String, usize>,
     cx: &Context<'_>,
     actor: &Actor,
 ) -> Result<Option<RowRefusal>, StoreError> {
-    let rec = match rec {
-        Ok(r) => r,
-        Err(reason) => {
+    let checked = match prepared {
+        PreparedRow::Unreadable(reason) => {
             return Ok(Some(RowRefusal {
                 line,
                 reason: reason.clone(),
                 requirement: kind.requirement(),
             }))
         }
+        PreparedRow::Failed(e) => return Err(StoreError::Database(e.clone())),
+        PreparedRow::Subscriber(plan) => finish_subscriber(plan, tx),
+        PreparedRow::Row(rec) => check_row(
+            kind,
+            &CsvRow {
+                columns,
+                record: rec,
+            },
+            tx,
+            cx,
+        ),
     };
-    let row = CsvRow {
-        columns,
-        record: rec,
-    };
-    match check_row(kind, &row, tx, cx) {
+    match checked {
         Ok(r) => apply(tx, &r, actor, "import").map(|()| None),
         Err(Reject::Refused(Refusal {
             reason,
@@ -203,6 +252,81 @@ fn process_row(
             requirement,
         })),
         Err(Reject::Store(e)) => Err(e),
+    }
+}
+
+/// What a prepared row will read, for [`Tx::prefetch`].
+fn prepared_hint(
+    kind: Kind,
+    prepared: &PreparedRow,
+    columns: &HashMap<String, usize>,
+    vault: &PiiVault,
+) -> (Option<String>, Option<String>) {
+    match prepared {
+        PreparedRow::Subscriber(SubscriberPlan::Checked {
+            tail: Ok(record),
+            holder_limit,
+            ..
+        }) => (Some(record.key.clone()), holder_limit.clone()),
+        PreparedRow::Row(rec) => hint(
+            kind,
+            &CsvRow {
+                columns,
+                record: rec,
+            },
+            vault,
+        ),
+        _ => (None, None),
+    }
+}
+
+/// Reads the CSV rows after the header and prepares them in batches of [`BATCH_ROWS`],
+/// sending each batch on; stops when the receiver is gone.
+fn read_and_prepare(
+    reader: &mut csv::Reader<&[u8]>,
+    kind: Kind,
+    columns: &HashMap<String, usize>,
+    cx: &Context<'_>,
+    send: &std::sync::mpsc::SyncSender<PreparedBatch>,
+) {
+    let mut batch: PreparedBatch = Vec::with_capacity(BATCH_ROWS);
+    let mut raw = csv::ByteRecord::new();
+    loop {
+        let line = reader.position().line() + 1;
+        let (line, rec, stop) = match reader.read_byte_record(&mut raw) {
+            Ok(false) => break,
+            Ok(true) => {
+                let line = raw.position().map(|p| p.line()).unwrap_or(line);
+                if raw.iter().all(|f| f.iter().all(u8::is_ascii_whitespace)) {
+                    continue; // blank line
+                }
+                let rec = csv::StringRecord::from_byte_record(raw.clone())
+                    .map_err(|_| "the row is not valid UTF-8".to_string());
+                (line, rec, false)
+            }
+            // Rows that are not even CSV are refused by line; after a broken quote nothing
+            // further can be trusted to be a row.
+            Err(e) => {
+                let stop = !matches!(
+                    e.kind(),
+                    csv::ErrorKind::Utf8 { .. } | csv::ErrorKind::UnequalLengths { .. }
+                );
+                (line, Err(format!("unreadable CSV row: {e}")), stop)
+            }
+        };
+        batch.push((line, prepare_row(kind, rec, columns, cx)));
+        if batch.len() == BATCH_ROWS {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ROWS));
+            if send.send(full).is_err() {
+                return;
+            }
+        }
+        if stop {
+            break;
+        }
+    }
+    if !batch.is_empty() {
+        let _ = send.send(batch);
     }
 }
 
@@ -257,56 +381,43 @@ impl<S: Store> Ledger<S> {
                 return Err(ImportError::MissingColumn { kind, column: c });
             }
         }
-        // Rows that are not even CSV (bad UTF-8, broken quoting) are refused by line.
-        let mut rows: Vec<(u64, Result<csv::StringRecord, String>)> = Vec::new();
-        let mut raw = csv::ByteRecord::new();
-        loop {
-            let line = reader.position().line() + 1;
-            match reader.read_byte_record(&mut raw) {
-                Ok(false) => break,
-                Ok(true) => {
-                    let line = raw.position().map(|p| p.line()).unwrap_or(line);
-                    if raw.iter().all(|f| f.iter().all(u8::is_ascii_whitespace)) {
-                        continue; // blank line
-                    }
-                    let rec = csv::StringRecord::from_byte_record(raw.clone())
-                        .map_err(|_| "the row is not valid UTF-8".to_string());
-                    rows.push((line, rec));
-                }
-                Err(e) => {
-                    rows.push((line, Err(format!("unreadable CSV row: {e}"))));
-                    if !matches!(
-                        e.kind(),
-                        csv::ErrorKind::Utf8 { .. } | csv::ErrorKind::UnequalLengths { .. }
-                    ) {
-                        break;
-                    }
-                }
-            }
-        }
+        // Two stages: a thread reads and prepares the rows (the pure, costly part: parsing,
+        // validation, hashing, sealing) one batch ahead while this one applies the batch
+        // before in the store.
+        let vault = self.vault.clone();
+        let cx = Context {
+            vault: &vault,
+            today: actor.today,
+            now: &actor.now,
+        };
         let mut report = ImportReport::default();
         let mut done = 0u64;
-        for batch in rows.chunks(BATCH_ROWS) {
-            let outcome = self.import_batch(kind, batch, &columns, actor, false);
-            let outcome = match outcome {
-                Ok(o) => o,
-                // A store failure inside a batch (deadlock, serialisation failure): redo the
-                // batch one row per transaction so one row cannot take others down.
-                Err(_) => self.import_batch(kind, batch, &columns, actor, true)?,
-            };
-            report.accepted += outcome.accepted;
-            report.refused += outcome.refused;
-            report.refusals.extend(outcome.refusals);
-            done += batch.len() as u64;
-            progress(done);
-        }
+        std::thread::scope(|scope| -> Result<(), ImportError> {
+            let (send, batches) = std::sync::mpsc::sync_channel::<PreparedBatch>(2);
+            let (reader, columns, cx) = (&mut reader, &columns, &cx);
+            scope.spawn(move || read_and_prepare(reader, kind, columns, cx, &send));
+            for batch in batches {
+                let outcome = match self.import_batch(kind, &batch, columns, actor, false) {
+                    Ok(o) => o,
+                    // A store failure inside a batch (deadlock, serialisation failure): redo
+                    // the batch one row per transaction so one row cannot take others down.
+                    Err(_) => self.import_batch(kind, &batch, columns, actor, true)?,
+                };
+                report.accepted += outcome.accepted;
+                report.refused += outcome.refused;
+                report.refusals.extend(outcome.refusals);
+                done += batch.len() as u64;
+                progress(done);
+            }
+            Ok(())
+        })?;
         Ok(report)
     }
 
     fn import_batch(
         &mut self,
         kind: Kind,
-        batch: &[(u64, Result<csv::StringRecord, String>)],
+        batch: &[(u64, PreparedRow)],
         columns: &HashMap<String, usize>,
         actor: &Actor,
         row_by_row: bool,
@@ -327,25 +438,18 @@ impl<S: Store> Ledger<S> {
         if !row_by_row {
             let mut tx = self.store.begin()?;
             let (mut keys, mut holders) = (Vec::new(), Vec::new());
-            for rec in batch.iter().filter_map(|(_, r)| r.as_ref().ok()) {
-                let (k, h) = hint(
-                    kind,
-                    &CsvRow {
-                        columns,
-                        record: rec,
-                    },
-                    &self.vault,
-                );
+            for (_, prepared) in batch {
+                let (k, h) = prepared_hint(kind, prepared, columns, &self.vault);
                 keys.extend(k);
                 holders.extend(h);
             }
             tx.prefetch(kind, &keys, &holders)?;
-            for (line, rec) in batch {
+            for (line, prepared) in batch {
                 tally(process_row(
                     tx.as_mut(),
                     kind,
                     *line,
-                    rec,
+                    prepared,
                     columns,
                     &cx,
                     actor,
@@ -353,12 +457,13 @@ impl<S: Store> Ledger<S> {
             }
             tx.commit()?;
         } else {
-            for (line, rec) in batch {
+            for (line, prepared) in batch {
                 let mut attempts = 0;
                 loop {
                     let mut tx = self.store.begin()?;
-                    let result = process_row(tx.as_mut(), kind, *line, rec, columns, &cx, actor)
-                        .and_then(|outcome| tx.commit().map(|()| outcome));
+                    let result =
+                        process_row(tx.as_mut(), kind, *line, prepared, columns, &cx, actor)
+                            .and_then(|outcome| tx.commit().map(|()| outcome));
                     match result {
                         Ok(outcome) => {
                             tally(outcome);

@@ -420,6 +420,116 @@ fn agent(row: &dyn RowFields, tx: &mut dyn Tx) -> Checked<Record> {
 }
 
 fn subscriber(row: &dyn RowFields, tx: &mut dyn Tx, cx: &Context<'_>) -> Checked<Record> {
+    finish_subscriber(&prepare_subscriber(row, cx)?, tx)
+}
+
+/// A subscriber row checked as far as it can be without the ledger. The checks that need
+/// the ledger sit between the pure ones (the agent after the holder, the card limit last),
+/// so the plan keeps each part's outcome and [`finish_subscriber`] runs them in the rules'
+/// order: a row that breaks several rules still cites the first.
+#[derive(Debug)]
+pub enum SubscriberPlan {
+    /// Refused before anything in the ledger matters.
+    Refused(Refusal),
+    /// Passed the checks before the agent lookup.
+    Checked {
+        /// The agent to look up (channel `agent`).
+        agent: Option<String>,
+        /// The checks after it and the record to store.
+        tail: Result<Record, Refusal>,
+        /// The holder whose card limit applies (R3.1).
+        holder_limit: Option<String>,
+    },
+}
+
+fn refusal_of(r: Reject) -> Result<Refusal, StoreError> {
+    match r {
+        Reject::Refused(f) => Ok(f),
+        Reject::Store(e) => Err(e),
+    }
+}
+
+/// Everything about a subscriber row that needs no store: fields, holder, hashing,
+/// sealing. Pure, so an import runs it for the next rows while the store applies these.
+pub fn prepare_subscriber(
+    row: &dyn RowFields,
+    cx: &Context<'_>,
+) -> Result<SubscriberPlan, StoreError> {
+    let head = match subscriber_head(row, cx) {
+        Ok(h) => h,
+        Err(r) => return Ok(SubscriberPlan::Refused(refusal_of(r)?)),
+    };
+    let agent = (head.channel == "agent").then(|| head.agent_id.clone());
+    let (tail, holder_limit) = match subscriber_tail(row, cx, head) {
+        Ok((record, limit)) => (Ok(record), limit),
+        Err(r) => (Err(refusal_of(r)?), None),
+    };
+    Ok(SubscriberPlan::Checked {
+        agent,
+        tail,
+        holder_limit,
+    })
+}
+
+/// The ledger's part of a subscriber check, in the rules' order.
+pub fn finish_subscriber(plan: &SubscriberPlan, tx: &mut dyn Tx) -> Checked<Record> {
+    let (agent, tail, holder_limit) = match plan {
+        SubscriberPlan::Refused(r) => return Err(Reject::Refused(r.clone())),
+        SubscriberPlan::Checked {
+            agent,
+            tail,
+            holder_limit,
+        } => (agent, tail, holder_limit),
+    };
+    if let Some(agent_id) = agent {
+        match tx.get(Kind::Agents, agent_id)? {
+            None => return refuse("R5.1", format!("agent {agent_id} is not in the ledger")),
+            Some(a) if matches!(a.state.as_deref(), Some("cancelled") | Some("blacklisted")) => {
+                return refuse(
+                    "R5.1",
+                    format!(
+                        "agent {agent_id} is {}: it may not open subscribers",
+                        a.state.unwrap_or_default()
+                    ),
+                );
+            }
+            Some(_) => {}
+        }
+    }
+    let record = tail.clone().map_err(Reject::Refused)?;
+    // R3.1 一证五卡: counted inside the transaction, under a lock on the holder.
+    if let Some(h) = holder_limit {
+        tx.lock(&format!("holder:{h}"))?;
+        let held = tx.count(&CountQuery {
+            kind: Kind::Subscribers,
+            field: Field::HolderHash,
+            value: h,
+            subtype: Some("mobile"),
+            exclude_state: "terminated",
+            exclude_key: &record.key,
+        })?;
+        if held >= MAX_CARDS_PER_HOLDER {
+            return refuse("R3.1", format!("holder already has {held} active cards"));
+        }
+    }
+    Ok(record)
+}
+
+/// A subscriber row's fields as checked before the agent lookup.
+struct SubscriberHead {
+    msisdn: PhoneNumber,
+    kind: &'static str,
+    channel: &'static str,
+    verification: &'static str,
+    real_name: &'static str,
+    state: &'static str,
+    holder_id: String,
+    holder_uscc: String,
+    agent_id: String,
+}
+
+/// The checks before the agent lookup; the agent to look up.
+fn subscriber_head(row: &dyn RowFields, cx: &Context<'_>) -> Checked<SubscriberHead> {
     let req = "R2.2";
     let msisdn = valid_number(required(row, "msisdn", req)?, "msisdn", req)?;
     let kind = one_of(row, "kind", &["mobile", "iot"], None, req)?;
@@ -533,24 +643,41 @@ fn subscriber(row: &dyn RowFields, tx: &mut dyn Tx, cx: &Context<'_>) -> Checked
         },
     };
     let agent_id = row.get("agent_id");
-    if channel == "agent" {
-        if agent_id.is_empty() {
-            return refuse("R5.1", "channel agent needs an agent_id");
-        }
-        match tx.get(Kind::Agents, agent_id)? {
-            None => return refuse("R5.1", format!("agent {agent_id} is not in the ledger")),
-            Some(a) if matches!(a.state.as_deref(), Some("cancelled") | Some("blacklisted")) => {
-                return refuse(
-                    "R5.1",
-                    format!(
-                        "agent {agent_id} is {}: it may not open subscribers",
-                        a.state.unwrap_or_default()
-                    ),
-                );
-            }
-            Some(_) => {}
-        }
+    if channel == "agent" && agent_id.is_empty() {
+        return refuse("R5.1", "channel agent needs an agent_id");
     }
+    Ok(SubscriberHead {
+        msisdn,
+        kind,
+        channel,
+        verification,
+        real_name,
+        state,
+        holder_id,
+        holder_uscc,
+        agent_id: agent_id.to_string(),
+    })
+}
+
+/// The checks after the agent lookup, and the record (hashed and sealed); the holder whose
+/// card limit applies.
+fn subscriber_tail(
+    row: &dyn RowFields,
+    cx: &Context<'_>,
+    head: SubscriberHead,
+) -> Checked<(Record, Option<String>)> {
+    let req = "R2.2";
+    let SubscriberHead {
+        msisdn,
+        kind,
+        channel,
+        verification,
+        real_name,
+        state,
+        holder_id,
+        holder_uscc,
+        agent_id,
+    } = head;
     let imsi = match row.get("imsi") {
         "" => String::new(),
         v => Imsi::parse(v)
@@ -574,21 +701,10 @@ fn subscriber(row: &dyn RowFields, tx: &mut dyn Tx, cx: &Context<'_>) -> Checked
     }
     let key = msisdn.e164();
     let holder_hash = (!holder_id.is_empty()).then(|| cx.vault.hash(&holder_id));
-    // R3.1 一证五卡: counted inside the transaction, under a lock on the holder.
-    if let (Some(h), "mobile", false) = (&holder_hash, kind, state == "terminated") {
-        tx.lock(&format!("holder:{h}"))?;
-        let held = tx.count(&CountQuery {
-            kind: Kind::Subscribers,
-            field: Field::HolderHash,
-            value: h,
-            subtype: Some("mobile"),
-            exclude_state: "terminated",
-            exclude_key: &key,
-        })?;
-        if held >= MAX_CARDS_PER_HOLDER {
-            return refuse("R3.1", format!("holder already has {held} active cards"));
-        }
-    }
+    let holder_limit = match (&holder_hash, kind, state) {
+        (Some(h), "mobile", "active" | "suspended") => Some(h.clone()),
+        _ => None,
+    };
     let mut b = Map::new();
     b.insert("msisdn".into(), json!(key));
     b.insert("kind".into(), json!(kind));
@@ -610,7 +726,7 @@ fn subscriber(row: &dyn RowFields, tx: &mut dyn Tx, cx: &Context<'_>) -> Checked
     r.unit = (!holder_uscc.is_empty()).then_some(holder_uscc);
     r.subtype = Some(kind.to_string());
     r.state = Some(state.to_string());
-    Ok(r)
+    Ok((r, holder_limit))
 }
 
 fn iot_profile(row: &dyn RowFields, tx: &mut dyn Tx) -> Checked<Record> {
