@@ -4,7 +4,7 @@
 //! ([`Tx::prefetch`]) and writes behind: records and events are buffered and sent in two
 //! `unnest` statements at commit. Knows SQL; knows nothing of the rules.
 
-use fanzha_ledger::store::{CountQuery, Event, Field, Record, Store, StoreError, Tx};
+use fanzha_ledger::store::{Change, CountQuery, Event, Field, Record, Store, StoreError, Tx};
 use fanzha_ledger::Kind;
 use postgres::{Client, NoTls, Row};
 use serde_json::Value;
@@ -356,7 +356,13 @@ impl Tx for PgTx<'_> {
         Ok(())
     }
 
-    fn put(&mut self, record: &Record) -> Result<(), StoreError> {
+    fn write(
+        &mut self,
+        record: &Record,
+        _body_json: &str,
+        change: &Change<'_>,
+    ) -> Result<(), StoreError> {
+        self.events.push(change.event(record));
         let k = (record.kind, record.key.clone());
         for (field, value) in [
             (Field::HolderHash, &record.holder_hash),

@@ -7,14 +7,14 @@ use crate::rules::{
     check_row, finish_subscriber, hint, normalise_key, prepare_subscriber, Context, Refusal,
     Reject, RowFields, SubscriberPlan,
 };
-use crate::store::{Event, Record, Store, StoreError, Tx};
+use crate::store::{Change, Event, Record, Store, StoreError, Tx};
 use fanzha_model::Date;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, HashMap};
 
 /// Rows applied per transaction on import.
-pub const BATCH_ROWS: usize = 5000;
+pub const BATCH_ROWS: usize = 20_000;
 
 /// Who acts and when: every write is recorded with both.
 #[derive(Clone, Debug)]
@@ -153,22 +153,39 @@ fn suspend(card: &mut Record, reason: String) {
 }
 
 /// Applies one checked record: writes it and its history event unless nothing changed.
-fn apply(tx: &mut dyn Tx, record: &Record, actor: &Actor, command: &str) -> Result<(), StoreError> {
+/// `body_json` is the record's body serialised, when the caller has it already.
+fn apply(
+    tx: &mut dyn Tx,
+    record: &Record,
+    body_json: Option<&str>,
+    actor: &Actor,
+    command: &str,
+) -> Result<(), StoreError> {
     let before = tx.get(record.kind, &record.key)?;
     if let Some(b) = &before {
         if same_content(&b.body, &record.body) && b.holder_hash == record.holder_hash {
             return Ok(());
         }
     }
-    tx.put(record)?;
-    tx.append(&event(
-        actor,
-        command,
-        record.kind,
-        &record.key,
-        before.map(|b| b.body).unwrap_or(Value::Null),
-        record.body.clone(),
-    ))
+    let before = before.map(|b| b.body).unwrap_or(Value::Null);
+    let serialised;
+    let body_json = match body_json {
+        Some(b) => b,
+        None => {
+            serialised = serde_json::to_string(&record.body).expect("a JSON value serialises");
+            &serialised
+        }
+    };
+    tx.write(
+        record,
+        body_json,
+        &Change {
+            ts: &actor.now,
+            actor: &actor.name,
+            command,
+            before: &before,
+        },
+    )
 }
 
 /// A CSV row made ready away from the store: subscriber rows (the bulk of any import) are
@@ -177,8 +194,8 @@ fn apply(tx: &mut dyn Tx, record: &Record, actor: &Actor, command: &str) -> Resu
 enum PreparedRow {
     /// Not CSV at all (bad UTF-8, broken quoting): refused with this reason.
     Unreadable(String),
-    /// A subscriber row's plan.
-    Subscriber(SubscriberPlan),
+    /// A subscriber row's plan, and the body of its record serialised when it has one.
+    Subscriber(SubscriberPlan, Option<String>),
     /// A row of another kind.
     Row(csv::StringRecord),
     /// Preparing failed outside the rules (the random source): the batch fails.
@@ -206,7 +223,15 @@ fn prepare_row(
         record: &rec,
     };
     match prepare_subscriber(&row, cx) {
-        Ok(plan) => PreparedRow::Subscriber(plan),
+        Ok(plan) => {
+            let body = match &plan {
+                SubscriberPlan::Checked { tail: Ok(r), .. } => {
+                    Some(serde_json::to_string(&r.body).expect("a JSON value serialises"))
+                }
+                _ => None,
+            };
+            PreparedRow::Subscriber(plan, body)
+        }
         Err(e) => PreparedRow::Failed(e.to_string()),
     }
 }
@@ -221,6 +246,12 @@ fn process_row(
     cx: &Context<'_>,
     actor: &Actor,
 ) -> Result<Option<RowRefusal>, StoreError> {
+    if let PreparedRow::Subscriber(plan, body) = prepared {
+        return match finish_subscriber(plan, tx) {
+            Ok(r) => apply(tx, r, body.as_deref(), actor, "import").map(|()| None),
+            Err(reject) => refused_row(reject, line),
+        };
+    }
     let checked = match prepared {
         PreparedRow::Unreadable(reason) => {
             return Ok(Some(RowRefusal {
@@ -230,7 +261,7 @@ fn process_row(
             }))
         }
         PreparedRow::Failed(e) => return Err(StoreError::Database(e.clone())),
-        PreparedRow::Subscriber(plan) => finish_subscriber(plan, tx),
+        PreparedRow::Subscriber(..) => unreachable!("handled above"),
         PreparedRow::Row(rec) => check_row(
             kind,
             &CsvRow {
@@ -242,16 +273,23 @@ fn process_row(
         ),
     };
     match checked {
-        Ok(r) => apply(tx, &r, actor, "import").map(|()| None),
-        Err(Reject::Refused(Refusal {
+        Ok(r) => apply(tx, &r, None, actor, "import").map(|()| None),
+        Err(reject) => refused_row(reject, line),
+    }
+}
+
+/// A rule's refusal as the refused row at `line`; a store failure stays one.
+fn refused_row(reject: Reject, line: u64) -> Result<Option<RowRefusal>, StoreError> {
+    match reject {
+        Reject::Refused(Refusal {
             reason,
             requirement,
-        })) => Ok(Some(RowRefusal {
+        }) => Ok(Some(RowRefusal {
             line,
             reason,
             requirement,
         })),
-        Err(Reject::Store(e)) => Err(e),
+        Reject::Store(e) => Err(e),
     }
 }
 
@@ -263,11 +301,14 @@ fn prepared_hint(
     vault: &PiiVault,
 ) -> (Option<String>, Option<String>) {
     match prepared {
-        PreparedRow::Subscriber(SubscriberPlan::Checked {
-            tail: Ok(record),
-            holder_limit,
-            ..
-        }) => (Some(record.key.clone()), holder_limit.clone()),
+        PreparedRow::Subscriber(
+            SubscriberPlan::Checked {
+                tail: Ok(record),
+                holder_limit,
+                ..
+            },
+            _,
+        ) => (Some(record.key.clone()), holder_limit.clone()),
         PreparedRow::Row(rec) => hint(
             kind,
             &CsvRow {
@@ -281,13 +322,15 @@ fn prepared_hint(
 }
 
 /// Reads the CSV rows after the header and prepares them in batches of [`BATCH_ROWS`],
-/// sending each batch on; stops when the receiver is gone.
+/// sending each batch on and freeing those that come back applied; stops when the receiver
+/// is gone.
 fn read_and_prepare(
     reader: &mut csv::Reader<&[u8]>,
     kind: Kind,
     columns: &HashMap<String, usize>,
     cx: &Context<'_>,
     send: &std::sync::mpsc::SyncSender<PreparedBatch>,
+    applied: &std::sync::mpsc::Receiver<PreparedBatch>,
 ) {
     let mut batch: PreparedBatch = Vec::with_capacity(BATCH_ROWS);
     let mut raw = csv::ByteRecord::new();
@@ -316,6 +359,7 @@ fn read_and_prepare(
         };
         batch.push((line, prepare_row(kind, rec, columns, cx)));
         if batch.len() == BATCH_ROWS {
+            while applied.try_recv().is_ok() {}
             let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ROWS));
             if send.send(full).is_err() {
                 return;
@@ -394,8 +438,16 @@ impl<S: Store> Ledger<S> {
         let mut done = 0u64;
         std::thread::scope(|scope| -> Result<(), ImportError> {
             let (send, batches) = std::sync::mpsc::sync_channel::<PreparedBatch>(2);
+            // Applied batches go back to be freed where they were allocated: freeing another
+            // thread's allocations contends for its allocator arena.
+            let (recycle, applied) = std::sync::mpsc::channel::<PreparedBatch>();
             let (reader, columns, cx) = (&mut reader, &columns, &cx);
-            scope.spawn(move || read_and_prepare(reader, kind, columns, cx, &send));
+            std::thread::Builder::new()
+                .name("import-prepare".into())
+                .spawn_scoped(scope, move || {
+                    read_and_prepare(reader, kind, columns, cx, &send, &applied)
+                })
+                .map_err(|e| ImportError::Store(StoreError::Database(e.to_string())))?;
             for batch in batches {
                 let outcome = match self.import_batch(kind, &batch, columns, actor, false) {
                     Ok(o) => o,
@@ -408,6 +460,7 @@ impl<S: Store> Ledger<S> {
                 report.refusals.extend(outcome.refusals);
                 done += batch.len() as u64;
                 progress(done);
+                let _ = recycle.send(batch);
             }
             Ok(())
         })?;
@@ -496,7 +549,7 @@ impl<S: Store> Ledger<S> {
         for (i, row) in rows.iter().enumerate() {
             match check_row(kind, row, tx.as_mut(), &cx) {
                 Ok(r) => {
-                    apply(tx.as_mut(), &r, actor, "import")?;
+                    apply(tx.as_mut(), &r, None, actor, "import")?;
                     report.accepted += 1;
                 }
                 Err(Reject::Refused(Refusal {
@@ -785,7 +838,7 @@ impl<S: Store> Ledger<S> {
                     &mut cur,
                     format!("R1.1 real-name backfill deadline {deadline} passed"),
                 );
-                apply(tx.as_mut(), &cur, actor, "suspend_backfill_deadline")?;
+                apply(tx.as_mut(), &cur, None, actor, "suspend_backfill_deadline")?;
                 suspended.push(cur.key.clone());
             }
             tx.commit()?;
@@ -802,7 +855,7 @@ impl<S: Store> Ledger<S> {
         command: &str,
     ) -> Result<(), StoreError> {
         let mut tx = self.store.begin()?;
-        apply(tx.as_mut(), record, actor, command)?;
+        apply(tx.as_mut(), record, None, actor, command)?;
         tx.commit()
     }
 }
@@ -850,7 +903,7 @@ impl<S: Store> Ledger<S> {
                 body,
             };
             if tx.get(Kind::Blocklist, &key)?.is_none() {
-                apply(tx.as_mut(), &rec, actor, "dispose_block")?;
+                apply(tx.as_mut(), &rec, None, actor, "dispose_block")?;
                 out.blocklisted = true;
             }
         }
@@ -877,6 +930,7 @@ impl<S: Store> Ledger<S> {
                 apply(
                     tx.as_mut(),
                     &card,
+                    None,
                     actor,
                     if out.suspended {
                         "dispose_suspend"
@@ -914,7 +968,7 @@ impl<S: Store> Ledger<S> {
                 json!(format!("R5.1 bulk opening detected: {reason}")),
             );
         }
-        apply(tx.as_mut(), &agent, actor, "dispose_suspend_agent")?;
+        apply(tx.as_mut(), &agent, None, actor, "dispose_suspend_agent")?;
         tx.commit()?;
         Ok(true)
     }
@@ -935,7 +989,7 @@ impl<S: Store> Ledger<S> {
                     m.insert("expires_at".into(), json!(actor.now));
                     m.insert("appeal".into(), json!(format!("lifted by {}", actor.name)));
                 }
-                apply(tx.as_mut(), &lifted, actor, "appeal_unblock")?;
+                apply(tx.as_mut(), &lifted, None, actor, "appeal_unblock")?;
                 out.blocklisted = true;
             }
         }
@@ -948,7 +1002,7 @@ impl<S: Store> Ledger<S> {
                     m.insert("state".into(), json!("active"));
                     m.remove("suspended_reason");
                 }
-                apply(tx.as_mut(), &card, actor, "appeal_unblock")?;
+                apply(tx.as_mut(), &card, None, actor, "appeal_unblock")?;
                 out.suspended = true;
             }
         }

@@ -420,7 +420,7 @@ fn agent(row: &dyn RowFields, tx: &mut dyn Tx) -> Checked<Record> {
 }
 
 fn subscriber(row: &dyn RowFields, tx: &mut dyn Tx, cx: &Context<'_>) -> Checked<Record> {
-    finish_subscriber(&prepare_subscriber(row, cx)?, tx)
+    finish_subscriber(&prepare_subscriber(row, cx)?, tx).cloned()
 }
 
 /// A subscriber row checked as far as it can be without the ledger. The checks that need
@@ -472,7 +472,7 @@ pub fn prepare_subscriber(
 }
 
 /// The ledger's part of a subscriber check, in the rules' order.
-pub fn finish_subscriber(plan: &SubscriberPlan, tx: &mut dyn Tx) -> Checked<Record> {
+pub fn finish_subscriber<'p>(plan: &'p SubscriberPlan, tx: &mut dyn Tx) -> Checked<&'p Record> {
     let (agent, tail, holder_limit) = match plan {
         SubscriberPlan::Refused(r) => return Err(Reject::Refused(r.clone())),
         SubscriberPlan::Checked {
@@ -496,7 +496,7 @@ pub fn finish_subscriber(plan: &SubscriberPlan, tx: &mut dyn Tx) -> Checked<Reco
             Some(_) => {}
         }
     }
-    let record = tail.clone().map_err(Reject::Refused)?;
+    let record = tail.as_ref().map_err(|r| Reject::Refused(r.clone()))?;
     // R3.1 一证五卡: counted inside the transaction, under a lock on the holder.
     if let Some(h) = holder_limit {
         tx.lock(&format!("holder:{h}"))?;

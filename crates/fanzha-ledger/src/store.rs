@@ -57,6 +57,36 @@ pub struct Event {
     pub after: Value,
 }
 
+/// Who changed a record, when, how, and what it said before: a history event without its
+/// `after`, which is the record written with it (see [`Tx::write`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Change<'a> {
+    /// When (RFC 3339).
+    pub ts: &'a str,
+    /// Who.
+    pub actor: &'a str,
+    /// What: `import`, `suspend`, ….
+    pub command: &'a str,
+    /// Body before (null when created).
+    pub before: &'a Value,
+}
+
+impl Change<'_> {
+    /// The full event for `record` written with this change (`seq` not yet assigned).
+    pub fn event(&self, record: &Record) -> Event {
+        Event {
+            seq: 0,
+            ts: self.ts.to_string(),
+            actor: self.actor.to_string(),
+            command: self.command.to_string(),
+            kind: record.kind,
+            key: record.key.clone(),
+            before: self.before.clone(),
+            after: record.body.clone(),
+        }
+    }
+}
+
 /// A field rules count or search by.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Field {
@@ -135,9 +165,19 @@ pub trait Tx {
     ) -> Result<(), StoreError> {
         Ok(())
     }
-    /// Inserts or replaces a record.
-    fn put(&mut self, record: &Record) -> Result<(), StoreError>;
-    /// Appends a history event (its `seq` is assigned by the store).
+    /// Inserts or replaces `record` and appends the history event of the change, whose
+    /// `after` is the record's body: a record never changes without its event, and a
+    /// backend may keep the body once, in the event. `body_json` is the body as
+    /// `serde_json::to_string(&record.body)` gives it, made by the caller (an import makes
+    /// it away from the store's thread).
+    fn write(
+        &mut self,
+        record: &Record,
+        body_json: &str,
+        change: &Change<'_>,
+    ) -> Result<(), StoreError>;
+    /// Appends a history event that changes no record (`pii_revealed`); its `seq` is
+    /// assigned by the store.
     fn append(&mut self, event: &Event) -> Result<(), StoreError>;
     /// Makes the transaction durable.
     fn commit(self: Box<Self>) -> Result<(), StoreError>;
