@@ -191,6 +191,9 @@ fn apply(
 /// A CSV row made ready away from the store: subscriber rows (the bulk of any import) are
 /// checked, hashed and sealed as far as the ledger is not needed; other kinds are checked
 /// whole in the transaction.
+// Nearly every row of a large import is a subscriber: boxing the large variant would cost an
+// allocation per row and save nothing.
+#[allow(clippy::large_enum_variant)]
 enum PreparedRow {
     /// Not CSV at all (bad UTF-8, broken quoting): refused with this reason.
     Unreadable(String),
