@@ -9,11 +9,13 @@ use fanzha_ledger::Kind;
 use postgres::{Client, NoTls, Row};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
+use std::io::Write;
 use std::str::FromStr;
 
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    "CREATE TABLE records(
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        "CREATE TABLE records(
         kind TEXT NOT NULL, key TEXT NOT NULL,
         holder_hash TEXT, unit TEXT, subtype TEXT, state TEXT,
         body JSONB NOT NULL,
@@ -31,7 +33,34 @@ const MIGRATIONS: &[(i64, &str)] = &[(
        $$ BEGIN RAISE EXCEPTION 'the ledger history is append-only'; END $$;
      CREATE TRIGGER events_append_only BEFORE UPDATE OR DELETE ON events
        FOR EACH ROW EXECUTE FUNCTION events_append_only();",
-)];
+    ),
+    (
+        2,
+        // As in SQLite: a record's body is the `after` of the event that wrote it, kept once
+        // there (one JSONB parse per write instead of two); the record points at the event.
+        // A v1 record whose body is no event's `after` gets a `migrate` event first.
+        "INSERT INTO events(ts, actor, command, kind, key, before, after)
+            SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
+                   'fanzha', 'migrate', r.kind, r.key, r.body, r.body
+            FROM records r
+            WHERE NOT EXISTS (SELECT 1 FROM events e
+                              WHERE e.kind = r.kind AND e.key = r.key AND e.after = r.body)
+            ORDER BY r.kind, r.key;
+         ALTER TABLE records ADD COLUMN seq BIGINT;
+         UPDATE records r SET seq = (SELECT max(e.seq) FROM events e
+                                     WHERE e.kind = r.kind AND e.key = r.key AND e.after = r.body);
+         ALTER TABLE records ALTER COLUMN seq SET NOT NULL;
+         ALTER TABLE records DROP COLUMN body;",
+    ),
+];
+
+/// Limits are serialised by advisory locks on buckets of subjects, not on each subject: a
+/// lock per holder would let one 20,000-row batch take thousands of the server's shared
+/// lock slots (`max_locks_per_transaction` × connections, 6,400 by default) and fail.
+/// Subjects sharing a bucket wait for each other; none can race past a limit.
+const LOCK_CLASS: i32 = 71_756_065;
+/// The bucket of the subject `s`, in SQL: one of 1,024.
+const LOCK_BUCKET: &str = "(hashtext(s) & 1023)";
 
 fn db(e: postgres::Error) -> StoreError {
     StoreError::Database(e.to_string())
@@ -93,7 +122,10 @@ impl PgStore {
     }
 }
 
-const SELECT: &str = "SELECT kind, key, holder_hash, unit, subtype, state, body::text FROM records";
+/// Records with their bodies (the `after` of the event each points at).
+const SELECT: &str =
+    "SELECT r.kind, r.key, r.holder_hash, r.unit, r.subtype, r.state, e.after::text
+    FROM records r JOIN events e ON e.seq = r.seq";
 
 fn to_record(row: &Row) -> Result<Record, StoreError> {
     let kind: String = row.get(0);
@@ -129,11 +161,12 @@ pub struct PgTx<'c> {
     tx: postgres::Transaction<'c>,
     /// Records read from the database (None = known absent).
     read: HashMap<(Kind, String), Option<Record>>,
-    /// Records written in this transaction, last write wins.
-    written: HashMap<(Kind, String), Record>,
+    /// Records written in this transaction, last write wins, without their bodies (null
+    /// here: the body is the `after` of the event at the index given).
+    written: HashMap<(Kind, String), (Record, usize)>,
     /// Order of first writes (so the flush is deterministic).
     written_order: Vec<(Kind, String)>,
-    events: Vec<Event>,
+    events: Vec<PendingEvent>,
     /// Keys written here, by the (kind, field, value) they are found under.
     written_by: HashMap<(Kind, Field, String), HashSet<String>>,
     /// Database rows of (kind, field, value) lookups: key → record as stored.
@@ -142,101 +175,185 @@ pub struct PgTx<'c> {
 }
 
 impl PgTx<'_> {
-    fn list(&mut self, kind: Kind, field: Field, value: &str) -> Result<Vec<Record>, StoreError> {
+    /// Fetches the database's records of a (kind, field, value) lookup unless already here.
+    fn fetch_list(&mut self, kind: Kind, field: Field, value: &str) -> Result<(), StoreError> {
         let k = (kind, field, value.to_string());
         if !self.lists.contains_key(&k) {
             let rows = self
                 .tx
                 .query(
                     &format!(
-                        "{SELECT} WHERE kind = $1 AND {} = $2 ORDER BY key",
+                        "{SELECT} WHERE r.kind = $1 AND r.{} = $2 ORDER BY r.key",
                         column(field)
                     ),
                     &[&kind.as_str(), &value],
                 )
                 .map_err(db)?;
             let recs = rows.iter().map(to_record).collect::<Result<Vec<_>, _>>()?;
-            self.lists.insert(k.clone(), recs);
+            self.lists.insert(k, recs);
         }
-        // Merge: database rows not rewritten here, plus rows written here that match now.
-        let mut out: Vec<Record> = self.lists[&k]
+        Ok(())
+    }
+
+    /// The records a lookup finds now, bodies aside: database rows not rewritten here, plus
+    /// rows written here that match now. Call [`PgTx::fetch_list`] first.
+    fn listed<'s>(&'s self, kind: Kind, field: Field, value: &'s str) -> Vec<&'s Record> {
+        let k = (kind, field, value.to_string());
+        let mut out: Vec<&Record> = self.lists[&k]
             .iter()
             .filter(|r| !self.written.contains_key(&(r.kind, r.key.clone())))
-            .cloned()
             .collect();
         if let Some(keys) = self.written_by.get(&k) {
             for key in keys {
-                let r = &self.written[&(kind, key.clone())];
+                let (r, _) = &self.written[&(kind, key.clone())];
                 let still = match field {
                     Field::HolderHash => r.holder_hash.as_deref() == Some(value),
                     Field::Unit => r.unit.as_deref() == Some(value),
                 };
                 if still {
-                    out.push(r.clone());
+                    out.push(r);
                 }
             }
         }
         out.sort_by(|a, b| a.key.cmp(&b.key));
-        Ok(out)
+        out
     }
 
+    /// A record written here, with its body (kept only as the event's JSON text).
+    fn written_record(&self, k: &(Kind, String)) -> Option<Result<Record, StoreError>> {
+        let (head, event) = self.written.get(k)?;
+        let body = &self.events[*event].after;
+        Some(
+            serde_json::from_str(body)
+                .map(|body| Record {
+                    body,
+                    ..head.clone()
+                })
+                .map_err(|e| StoreError::Corrupt {
+                    kind: k.0.as_str().to_string(),
+                    key: k.1.clone(),
+                    reason: e.to_string(),
+                }),
+        )
+    }
+
+    /// Sends the buffered writes: events by COPY with sequence numbers drawn first (so
+    /// records can point at their events), then records in one `unnest` upsert.
     fn flush(&mut self) -> Result<(), StoreError> {
+        if self.events.is_empty() {
+            return Ok(());
+        }
+        let n = i32::try_from(self.events.len())
+            .map_err(|_| StoreError::Database("too many events in one transaction".into()))?;
+        let mut seqs: Vec<i64> = self
+            .tx
+            .query(
+                "SELECT nextval(pg_get_serial_sequence('events', 'seq'))
+                 FROM generate_series(1, $1)",
+                &[&n],
+            )
+            .map_err(db)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        // One session's nextval calls increase: sorted, they are in the order drawn.
+        seqs.sort_unstable();
+        let mut copy = self
+            .tx
+            .copy_in("COPY events(seq, ts, actor, command, kind, key, before, after) FROM STDIN")
+            .map_err(db)?;
+        let mut buf = Vec::with_capacity(1 << 20);
+        for (e, seq) in self.events.iter().zip(&seqs) {
+            copy_row(
+                &mut buf,
+                &[
+                    &seq.to_string(),
+                    &e.ts,
+                    &e.actor,
+                    &e.command,
+                    e.kind.as_str(),
+                    &e.key,
+                    &e.before,
+                    &e.after,
+                ],
+            );
+            if buf.len() > (1 << 20) - (1 << 14) {
+                copy.write_all(&buf)
+                    .map_err(|e| StoreError::Database(e.to_string()))?;
+                buf.clear();
+            }
+        }
+        copy.write_all(&buf)
+            .map_err(|e| StoreError::Database(e.to_string()))?;
+        copy.finish().map_err(db)?;
         if !self.written_order.is_empty() {
-            let mut cols: [Vec<Option<String>>; 7] = Default::default();
-            for k in self.written_order.drain(..) {
-                let r = &self.written[&k];
-                cols[0].push(Some(r.kind.as_str().to_string()));
-                cols[1].push(Some(r.key.clone()));
-                cols[2].push(r.holder_hash.clone());
-                cols[3].push(r.unit.clone());
-                cols[4].push(r.subtype.clone());
-                cols[5].push(r.state.clone());
-                cols[6].push(Some(r.body.to_string()));
+            let mut cols: [Vec<Option<&str>>; 6] = Default::default();
+            let mut seq_col: Vec<i64> = Vec::with_capacity(self.written_order.len());
+            for k in &self.written_order {
+                let (r, event) = &self.written[k];
+                cols[0].push(Some(r.kind.as_str()));
+                cols[1].push(Some(&r.key));
+                cols[2].push(r.holder_hash.as_deref());
+                cols[3].push(r.unit.as_deref());
+                cols[4].push(r.subtype.as_deref());
+                cols[5].push(r.state.as_deref());
+                seq_col.push(seqs[*event]);
             }
             self.tx
                 .execute(
-                    "INSERT INTO records(kind, key, holder_hash, unit, subtype, state, body)
-                     SELECT k, ky, h, u, st, s, b::jsonb
-                     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
-                       AS t(k, ky, h, u, st, s, b)
+                    "INSERT INTO records(kind, key, holder_hash, unit, subtype, state, seq)
+                     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],
+                                          $5::text[], $6::text[], $7::bigint[])
                      ON CONFLICT (kind, key) DO UPDATE SET holder_hash = excluded.holder_hash,
                        unit = excluded.unit, subtype = excluded.subtype, state = excluded.state,
-                       body = excluded.body",
-                    &[&cols[0], &cols[1], &cols[2], &cols[3], &cols[4], &cols[5], &cols[6]],
+                       seq = excluded.seq",
+                    &[
+                        &cols[0], &cols[1], &cols[2], &cols[3], &cols[4], &cols[5], &seq_col,
+                    ],
                 )
                 .map_err(db)?;
         }
-        if !self.events.is_empty() {
-            let mut cols: [Vec<String>; 7] = Default::default();
-            for e in self.events.drain(..) {
-                cols[0].push(e.ts);
-                cols[1].push(e.actor);
-                cols[2].push(e.command);
-                cols[3].push(e.kind.as_str().to_string());
-                cols[4].push(e.key);
-                cols[5].push(e.before.to_string());
-                cols[6].push(e.after.to_string());
-            }
-            self.tx
-                .execute(
-                    "INSERT INTO events(ts, actor, command, kind, key, before, after)
-                     SELECT ts, a, c, k, ky, b::jsonb, af::jsonb
-                     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
-                       WITH ORDINALITY AS t(ts, a, c, k, ky, b, af, n)
-                     ORDER BY n",
-                    &[&cols[0], &cols[1], &cols[2], &cols[3], &cols[4], &cols[5], &cols[6]],
-                )
-                .map_err(db)?;
-        }
+        self.events.clear();
+        self.written_order.clear();
         Ok(())
     }
+}
+
+/// An event waiting for the flush, its JSON already text.
+struct PendingEvent {
+    ts: String,
+    actor: String,
+    command: String,
+    kind: Kind,
+    key: String,
+    before: String,
+    after: String,
+}
+
+/// Appends one row in COPY's text format: tab-separated, backslash escapes.
+fn copy_row(buf: &mut Vec<u8>, fields: &[&str]) {
+    for (i, f) in fields.iter().enumerate() {
+        if i > 0 {
+            buf.push(b'\t');
+        }
+        for &b in f.as_bytes() {
+            match b {
+                b'\\' => buf.extend_from_slice(b"\\\\"),
+                b'\n' => buf.extend_from_slice(b"\\n"),
+                b'\r' => buf.extend_from_slice(b"\\r"),
+                b'\t' => buf.extend_from_slice(b"\\t"),
+                _ => buf.push(b),
+            }
+        }
+    }
+    buf.push(b'\n');
 }
 
 impl Tx for PgTx<'_> {
     fn get(&mut self, kind: Kind, key: &str) -> Result<Option<Record>, StoreError> {
         let k = (kind, key.to_string());
-        if let Some(r) = self.written.get(&k) {
-            return Ok(Some(r.clone()));
+        if let Some(r) = self.written_record(&k) {
+            return r.map(Some);
         }
         if let Some(r) = self.read.get(&k) {
             return Ok(r.clone());
@@ -244,7 +361,7 @@ impl Tx for PgTx<'_> {
         let row = self
             .tx
             .query_opt(
-                &format!("{SELECT} WHERE kind = $1 AND key = $2"),
+                &format!("{SELECT} WHERE r.kind = $1 AND r.key = $2"),
                 &[&kind.as_str(), &key],
             )
             .map_err(db)?;
@@ -254,13 +371,30 @@ impl Tx for PgTx<'_> {
     }
 
     fn find(&mut self, kind: Kind, field: Field, value: &str) -> Result<Vec<Record>, StoreError> {
-        self.list(kind, field, value)
+        self.fetch_list(kind, field, value)?;
+        let keys: Vec<String> = self
+            .listed(kind, field, value)
+            .into_iter()
+            .map(|r| r.key.clone())
+            .collect();
+        let list = (kind, field, value.to_string());
+        keys.into_iter()
+            .map(|key| match self.written_record(&(kind, key.clone())) {
+                Some(written_here) => written_here,
+                None => Ok(self.lists[&list]
+                    .iter()
+                    .find(|r| r.key == key)
+                    .cloned()
+                    .expect("listed from the database's rows")),
+            })
+            .collect()
     }
 
     fn count(&mut self, q: &CountQuery<'_>) -> Result<u64, StoreError> {
+        self.fetch_list(q.kind, q.field, q.value)?;
         let n = self
-            .list(q.kind, q.field, q.value)?
-            .iter()
+            .listed(q.kind, q.field, q.value)
+            .into_iter()
             .filter(|r| q.subtype.is_none() || r.subtype.as_deref() == q.subtype)
             .filter(|r| r.state.as_deref().unwrap_or("") != q.exclude_state)
             .filter(|r| r.key != q.exclude_key)
@@ -272,7 +406,7 @@ impl Tx for PgTx<'_> {
         if self.locked.insert(scope.to_string()) {
             self.tx
                 .execute(
-                    "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                    &format!("SELECT pg_advisory_xact_lock({LOCK_CLASS}, {LOCK_BUCKET}) FROM (SELECT $1::text AS s) t"),
                     &[&scope],
                 )
                 .map_err(db)?;
@@ -300,8 +434,11 @@ impl Tx for PgTx<'_> {
         if !scopes.is_empty() {
             self.tx
                 .execute(
-                    "SELECT pg_advisory_xact_lock(hashtextextended(s, 0))
-                     FROM unnest($1::text[]) AS t(s) ORDER BY s",
+                    &format!(
+                        "SELECT pg_advisory_xact_lock({LOCK_CLASS}, b) FROM
+                           (SELECT DISTINCT {LOCK_BUCKET} AS b FROM unnest($1::text[]) AS t(s)) u
+                         ORDER BY b"
+                    ),
                     &[&scopes],
                 )
                 .map_err(db)?;
@@ -315,7 +452,7 @@ impl Tx for PgTx<'_> {
             let rows = self
                 .tx
                 .query(
-                    &format!("{SELECT} WHERE kind = $1 AND key = ANY($2)"),
+                    &format!("{SELECT} WHERE r.kind = $1 AND r.key = ANY($2)"),
                     &[&kind.as_str(), &keys],
                 )
                 .map_err(db)?;
@@ -334,7 +471,7 @@ impl Tx for PgTx<'_> {
             let rows = self
                 .tx
                 .query(
-                    &format!("{SELECT} WHERE kind = 'subscribers' AND holder_hash = ANY($1) ORDER BY key"),
+                    &format!("{SELECT} WHERE r.kind = 'subscribers' AND r.holder_hash = ANY($1) ORDER BY r.key"),
                     &[&hashes],
                 )
                 .map_err(db)?;
@@ -359,10 +496,9 @@ impl Tx for PgTx<'_> {
     fn write(
         &mut self,
         record: &Record,
-        _body_json: &str,
+        body_json: &str,
         change: &Change<'_>,
     ) -> Result<(), StoreError> {
-        self.events.push(change.event(record));
         let k = (record.kind, record.key.clone());
         for (field, value) in [
             (Field::HolderHash, &record.holder_hash),
@@ -375,14 +511,41 @@ impl Tx for PgTx<'_> {
                     .insert(record.key.clone());
             }
         }
-        if self.written.insert(k.clone(), record.clone()).is_none() {
+        self.events.push(PendingEvent {
+            ts: change.ts.to_string(),
+            actor: change.actor.to_string(),
+            command: change.command.to_string(),
+            kind: record.kind,
+            key: record.key.clone(),
+            before: serde_json::to_string(change.before).expect("a JSON value serialises"),
+            after: body_json.to_string(),
+        });
+        let event = self.events.len() - 1;
+        let head = Record {
+            kind: record.kind,
+            key: record.key.clone(),
+            holder_hash: record.holder_hash.clone(),
+            unit: record.unit.clone(),
+            subtype: record.subtype.clone(),
+            state: record.state.clone(),
+            body: Value::Null,
+        };
+        if self.written.insert(k.clone(), (head, event)).is_none() {
             self.written_order.push(k);
         }
         Ok(())
     }
 
-    fn append(&mut self, event: &Event) -> Result<(), StoreError> {
-        self.events.push(event.clone());
+    fn append(&mut self, e: &Event) -> Result<(), StoreError> {
+        self.events.push(PendingEvent {
+            ts: e.ts.clone(),
+            actor: e.actor.clone(),
+            command: e.command.clone(),
+            kind: e.kind,
+            key: e.key.clone(),
+            before: e.before.to_string(),
+            after: e.after.to_string(),
+        });
         Ok(())
     }
 
@@ -411,7 +574,7 @@ impl Store for PgStore {
         let row = self
             .client
             .query_opt(
-                &format!("{SELECT} WHERE kind = $1 AND key = $2"),
+                &format!("{SELECT} WHERE r.kind = $1 AND r.key = $2"),
                 &[&kind.as_str(), &key],
             )
             .map_err(db)?;
@@ -422,7 +585,7 @@ impl Store for PgStore {
         let rows = self
             .client
             .query(
-                &format!("{SELECT} WHERE kind = $1 ORDER BY key"),
+                &format!("{SELECT} WHERE r.kind = $1 ORDER BY r.key"),
                 &[&kind.as_str()],
             )
             .map_err(db)?;
