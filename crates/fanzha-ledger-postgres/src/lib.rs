@@ -628,3 +628,69 @@ impl Store for PgStore {
         "postgres"
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A ledger written by schema 1 (bodies in the records table) opens under schema 2 with
+    /// every record and its history as they were. Needs the test server (`scripts/test.sh`).
+    #[test]
+    fn schema_1_ledger_migrates_keeping_records_and_history() {
+        let url = std::env::var("FANZHA_TEST_DATABASE_URL")
+            .expect("FANZHA_TEST_DATABASE_URL is not set: run the tests with scripts/test.sh");
+        let schema = format!("migrate_{}", std::process::id());
+        {
+            let mut c = Client::connect(&url, NoTls).unwrap();
+            c.batch_execute(&format!(
+                "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema};
+                 SET search_path TO {schema};
+                 CREATE TABLE schema_version(version BIGINT NOT NULL);
+                 INSERT INTO schema_version VALUES (1);"
+            ))
+            .unwrap();
+            c.batch_execute(MIGRATIONS[0].1).unwrap();
+            c.batch_execute(
+                r#"INSERT INTO records VALUES ('subscribers', '+8613800138000', 'h1', NULL,
+                      'mobile', 'active', '{"state":"active"}');
+                   INSERT INTO events(ts, actor, command, kind, key, before, after) VALUES
+                      ('2026-01-01T00:00:00+08:00', 'ops', 'import', 'subscribers',
+                       '+8613800138000', 'null', '{"state":"suspended"}'),
+                      ('2026-01-02T00:00:00+08:00', 'ops', 'import', 'subscribers',
+                       '+8613800138000', '{"state":"suspended"}', '{"state":"active"}'),
+                      ('2026-01-03T00:00:00+08:00', 'ops', 'pii_revealed', 'subscribers',
+                       '+8613800138000', 'null', 'null');
+                   INSERT INTO records VALUES ('units', '91110000600037341L', 'h2', NULL,
+                      'enterprise', NULL, '{"name":"x"}');"#,
+            )
+            .unwrap();
+        }
+        let mut store = PgStore::connect_in_schema(&url, Some(&schema)).unwrap();
+        let card = store
+            .get(Kind::Subscribers, "+8613800138000")
+            .unwrap()
+            .unwrap();
+        assert_eq!(card.body, serde_json::json!({"state": "active"}));
+        assert_eq!(card.holder_hash.as_deref(), Some("h1"));
+        let commands: Vec<String> = store
+            .history(Kind::Subscribers, "+8613800138000")
+            .unwrap()
+            .into_iter()
+            .map(|e| e.command)
+            .collect();
+        assert_eq!(commands, ["import", "import", "pii_revealed"]);
+        let unit = store
+            .get(Kind::Units, "91110000600037341L")
+            .unwrap()
+            .unwrap();
+        assert_eq!(unit.body, serde_json::json!({"name": "x"}));
+        let history = store.history(Kind::Units, "91110000600037341L").unwrap();
+        assert_eq!(history.len(), 1);
+        assert_eq!(history[0].command, "migrate");
+        assert!(history[0].ts.ends_with('Z'), "{}", history[0].ts);
+        drop(store);
+        let mut c = Client::connect(&url, NoTls).unwrap();
+        c.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+            .unwrap();
+    }
+}
