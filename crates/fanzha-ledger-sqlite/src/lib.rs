@@ -221,6 +221,60 @@ fn indexed(field: Field) -> (&'static str, &'static str) {
 /// A write transaction.
 pub struct SqliteTx<'c> {
     tx: rusqlite::Transaction<'c>,
+    /// The next event's seq, read once per transaction: writers are serial (`BEGIN
+    /// IMMEDIATE`) and events are never deleted, so numbering here is numbering everywhere,
+    /// and a record can be written pointing at its event before the event row.
+    next_seq: Option<i64>,
+}
+
+impl SqliteTx<'_> {
+    fn next_seq(&mut self) -> Result<i64, StoreError> {
+        let next = match self.next_seq {
+            Some(n) => n,
+            None => self
+                .tx
+                .query_row("SELECT coalesce(max(seq), 0) + 1 FROM events", [], |r| {
+                    r.get(0)
+                })
+                .map_err(db)?,
+        };
+        self.next_seq = Some(next + 1);
+        Ok(next)
+    }
+
+    fn insert_event(
+        &self,
+        seq: i64,
+        change: &Change<'_>,
+        kind: Kind,
+        key: &str,
+        after_json: &str,
+    ) -> Result<(), StoreError> {
+        let mut event = self
+            .tx
+            .prepare_cached(
+                "INSERT INTO events(seq, ts, actor, command, kind, key, before, after)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )
+            .map_err(db)?;
+        let before = match change.before {
+            Value::Null => std::borrow::Cow::Borrowed("null"),
+            v => std::borrow::Cow::Owned(serde_json::to_string(v).expect("json")),
+        };
+        event
+            .execute(params![
+                seq,
+                change.ts,
+                change.actor,
+                change.command,
+                kind.as_str(),
+                key,
+                before,
+                after_json
+            ])
+            .map_err(db)?;
+        Ok(())
+    }
 }
 
 impl Tx for SqliteTx<'_> {
@@ -282,24 +336,7 @@ impl Tx for SqliteTx<'_> {
         body_json: &str,
         change: &Change<'_>,
     ) -> Result<(), StoreError> {
-        let mut event = self
-            .tx
-            .prepare_cached(
-                "INSERT INTO events(ts, actor, command, kind, key, before, after)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )
-            .map_err(db)?;
-        let seq = event
-            .insert(params![
-                change.ts,
-                change.actor,
-                change.command,
-                r.kind.as_str(),
-                r.key,
-                serde_json::to_string(change.before).expect("json"),
-                body_json
-            ])
-            .map_err(db)?;
+        let seq = self.next_seq()?;
         let mut record = self
             .tx
             .prepare_cached(
@@ -321,28 +358,53 @@ impl Tx for SqliteTx<'_> {
                 seq
             ])
             .map_err(db)?;
-        Ok(())
+        self.insert_event(seq, change, r.kind, &r.key, body_json)
+    }
+
+    fn write_new(
+        &mut self,
+        r: &Record,
+        body_json: &str,
+        change: &Change<'_>,
+    ) -> Result<bool, StoreError> {
+        let seq = self.next_seq()?;
+        // The insert's own key lookup says whether the record is new.
+        let mut record = self
+            .tx
+            .prepare_cached(
+                "INSERT INTO records(kind, key, holder_hash, unit, subtype, state, seq)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT(kind, key) DO NOTHING",
+            )
+            .map_err(db)?;
+        let inserted = record
+            .execute(params![
+                r.kind.as_str(),
+                r.key,
+                r.holder_hash,
+                r.unit,
+                r.subtype,
+                r.state,
+                seq
+            ])
+            .map_err(db)?;
+        if inserted == 0 {
+            return Ok(false);
+        }
+        self.insert_event(seq, change, r.kind, &r.key, body_json)?;
+        Ok(true)
     }
 
     fn append(&mut self, e: &Event) -> Result<(), StoreError> {
-        let mut st = self
-            .tx
-            .prepare_cached(
-                "INSERT INTO events(ts, actor, command, kind, key, before, after)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )
-            .map_err(db)?;
-        st.execute(params![
-            e.ts,
-            e.actor,
-            e.command,
-            e.kind.as_str(),
-            e.key,
-            serde_json::to_string(&e.before).expect("json"),
-            serde_json::to_string(&e.after).expect("json")
-        ])
-        .map_err(db)?;
-        Ok(())
+        let seq = self.next_seq()?;
+        let after = serde_json::to_string(&e.after).expect("json");
+        let change = Change {
+            ts: &e.ts,
+            actor: &e.actor,
+            command: &e.command,
+            before: &e.before,
+        };
+        self.insert_event(seq, &change, e.kind, &e.key, &after)
     }
 
     fn commit(self: Box<Self>) -> Result<(), StoreError> {
@@ -356,7 +418,7 @@ impl Store for SqliteStore {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(db)?;
-        Ok(Box::new(SqliteTx { tx }))
+        Ok(Box::new(SqliteTx { tx, next_seq: None }))
     }
 
     fn get(&mut self, kind: Kind, key: &str) -> Result<Option<Record>, StoreError> {

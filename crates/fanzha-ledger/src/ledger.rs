@@ -161,13 +161,6 @@ fn apply(
     actor: &Actor,
     command: &str,
 ) -> Result<(), StoreError> {
-    let before = tx.get(record.kind, &record.key)?;
-    if let Some(b) = &before {
-        if same_content(&b.body, &record.body) && b.holder_hash == record.holder_hash {
-            return Ok(());
-        }
-    }
-    let before = before.map(|b| b.body).unwrap_or(Value::Null);
     let serialised;
     let body_json = match body_json {
         Some(b) => b,
@@ -176,16 +169,25 @@ fn apply(
             &serialised
         }
     };
-    tx.write(
-        record,
-        body_json,
-        &Change {
-            ts: &actor.now,
-            actor: &actor.name,
-            command,
-            before: &before,
-        },
-    )
+    let mut change = Change {
+        ts: &actor.now,
+        actor: &actor.name,
+        command,
+        before: &Value::Null,
+    };
+    // Most imported rows are new: try that first, and look the record up only if it exists.
+    if tx.write_new(record, body_json, &change)? {
+        return Ok(());
+    }
+    let before = tx.get(record.kind, &record.key)?;
+    if let Some(b) = &before {
+        if same_content(&b.body, &record.body) && b.holder_hash == record.holder_hash {
+            return Ok(());
+        }
+    }
+    let before = before.map(|b| b.body).unwrap_or(Value::Null);
+    change.before = &before;
+    tx.write(record, body_json, &change)
 }
 
 /// A CSV row made ready away from the store: subscriber rows (the bulk of any import) are

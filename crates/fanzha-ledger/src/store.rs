@@ -176,6 +176,21 @@ pub trait Tx {
         body_json: &str,
         change: &Change<'_>,
     ) -> Result<(), StoreError>;
+    /// [`Tx::write`] for a record whose key is new: writes the record and its event and
+    /// returns true, or writes nothing and returns false when a record with this key exists.
+    /// `change.before` is null. A backend may learn "new" from the insert itself instead of
+    /// looking the key up first.
+    fn write_new(
+        &mut self,
+        record: &Record,
+        body_json: &str,
+        change: &Change<'_>,
+    ) -> Result<bool, StoreError> {
+        if self.get(record.kind, &record.key)?.is_some() {
+            return Ok(false);
+        }
+        self.write(record, body_json, change).map(|()| true)
+    }
     /// Appends a history event that changes no record (`pii_revealed`); its `seq` is
     /// assigned by the store.
     fn append(&mut self, event: &Event) -> Result<(), StoreError>;
