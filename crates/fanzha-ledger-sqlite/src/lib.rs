@@ -8,6 +8,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde_json::Value;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::mpsc;
 use std::time::Duration;
 
 /// Versioned migrations, applied in order inside one transaction each.
@@ -86,27 +87,72 @@ fn db(e: rusqlite::Error) -> StoreError {
 /// A ledger in one SQLite file.
 pub struct SqliteStore {
     conn: Connection,
+    /// Declared after `conn`, so dropped after it: the checkpointer's connection is the
+    /// last to close and leaves the WAL folded into the file.
+    #[allow(dead_code)] // held for its Drop
+    checkpointer: Option<Checkpointer>,
+}
+
+/// A thread with its own connection that folds the WAL into the database file every
+/// quarter second (a PASSIVE checkpoint: it never blocks the writer or readers), so the
+/// writer's commits do not stop to do it.
+struct Checkpointer {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    fn spawn(path: &Path) -> Result<Checkpointer, StoreError> {
+        let conn = Connection::open(path).map_err(db)?;
+        conn.busy_timeout(Duration::from_secs(5)).map_err(db)?;
+        let (stop, stopped) = mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("ledger-checkpoint".into())
+            .spawn(move || {
+                while let Err(mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(Duration::from_millis(250))
+                {
+                    // A busy or failed checkpoint is retried on the next tick; the writer's
+                    // own autocheckpoint is the backstop.
+                    let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                }
+            })
+            .map_err(|e| StoreError::Database(format!("cannot start the checkpointer: {e}")))?;
+        Ok(Checkpointer {
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 impl SqliteStore {
     /// Opens (creating if needed) the ledger file and applies pending migrations.
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
         let conn = Connection::open(path).map_err(db)?;
-        Self::init(conn)
+        Self::init(conn, Some(path))
     }
 
     /// An in-memory ledger (tests).
     pub fn in_memory() -> Result<SqliteStore, StoreError> {
-        Self::init(Connection::open_in_memory().map_err(db)?)
+        Self::init(Connection::open_in_memory().map_err(db)?, None)
     }
 
-    fn init(mut conn: Connection) -> Result<SqliteStore, StoreError> {
+    fn init(mut conn: Connection, path: Option<&Path>) -> Result<SqliteStore, StoreError> {
         conn.busy_timeout(Duration::from_secs(60)).map_err(db)?;
-        // WAL: readers never block the writer; NORMAL sync: a killed process loses no
-        // committed transaction (only a power loss could lose the last ones).
         // 8 KiB pages for a new file (an existing file keeps its own): fewer, larger pages
         // mean shallower b-trees and fewer page splits under bulk inserts.
         conn.pragma_update(None, "page_size", 8192).map_err(db)?;
+        // WAL: readers never block the writer; NORMAL sync: a killed process loses no
+        // committed transaction (only a power loss could lose the last ones).
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(db)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
@@ -115,10 +161,10 @@ impl SqliteStore {
         // page found in cache is a read saved.
         conn.pragma_update(None, "cache_size", -262144)
             .map_err(db)?;
-        // Checkpoint far less often than the default 1000 pages: an import rewrites the same
-        // index pages batch after batch, and a checkpoint copies each once however often it
-        // changed since the last; after a checkpoint the WAL file shrinks back to 64 MiB.
-        conn.pragma_update(None, "wal_autocheckpoint", 100_000)
+        // The checkpointer thread copies the WAL into the database file, off the writer's
+        // thread; the writer checkpoints itself only if that falls far behind (1.6 GB of
+        // WAL). After a checkpoint the WAL file shrinks back to 64 MiB.
+        conn.pragma_update(None, "wal_autocheckpoint", 200_000)
             .map_err(db)?;
         conn.pragma_update(None, "journal_size_limit", 64i64 << 20)
             .map_err(db)?;
@@ -149,7 +195,11 @@ impl SqliteStore {
                 .map_err(db)?;
         }
         tx.commit().map_err(db)?;
-        Ok(SqliteStore { conn })
+        let checkpointer = match path {
+            Some(p) => Some(Checkpointer::spawn(p)?),
+            None => None,
+        };
+        Ok(SqliteStore { conn, checkpointer })
     }
 }
 
