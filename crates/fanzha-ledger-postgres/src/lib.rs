@@ -61,6 +61,9 @@ const MIGRATIONS: &[(i64, &str)] = &[
 const LOCK_CLASS: i32 = 71_756_065;
 /// The bucket of the subject `s`, in SQL: one of 1,024.
 const LOCK_BUCKET: &str = "(hashtext(s) & 1023)";
+/// The lock (in [`LOCK_CLASS`], outside the buckets) under which blocks of event sequence
+/// numbers are drawn.
+const SEQ_LOCK: i32 = 1024;
 
 fn db(e: postgres::Error) -> StoreError {
     StoreError::Database(e.to_string())
@@ -245,19 +248,27 @@ impl PgTx<'_> {
         }
         let n = i32::try_from(self.events.len())
             .map_err(|_| StoreError::Database("too many events in one transaction".into()))?;
-        let mut seqs: Vec<i64> = self
+        // A block of n sequence numbers in one step (n nextval calls cost microseconds
+        // each): every allocation takes the same session lock, so none can interleave.
+        self.tx
+            .execute("SELECT pg_advisory_lock($1, $2)", &[&LOCK_CLASS, &SEQ_LOCK])
+            .map_err(db)?;
+        let last = self
             .tx
-            .query(
-                "SELECT nextval(pg_get_serial_sequence('events', 'seq'))
-                 FROM generate_series(1, $1)",
-                &[&n],
+            .query_one(
+                "SELECT setval(pg_get_serial_sequence('events', 'seq'),
+                               nextval(pg_get_serial_sequence('events', 'seq')) + $1 - 1)",
+                &[&i64::from(n)],
             )
-            .map_err(db)?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        // One session's nextval calls increase: sorted, they are in the order drawn.
-        seqs.sort_unstable();
+            .map(|r| r.get::<_, i64>(0));
+        self.tx
+            .execute(
+                "SELECT pg_advisory_unlock($1, $2)",
+                &[&LOCK_CLASS, &SEQ_LOCK],
+            )
+            .map_err(db)?;
+        let last = last.map_err(db)?;
+        let seqs: Vec<i64> = (last - i64::from(n) + 1..=last).collect();
         let mut copy = self
             .tx
             .copy_in("COPY events(seq, ts, actor, command, kind, key, before, after) FROM STDIN")
@@ -267,14 +278,14 @@ impl PgTx<'_> {
             copy_row(
                 &mut buf,
                 &[
-                    &seq.to_string(),
-                    &e.ts,
-                    &e.actor,
-                    &e.command,
-                    e.kind.as_str(),
-                    &e.key,
-                    &e.before,
-                    &e.after,
+                    Some(&seq.to_string()),
+                    Some(&e.ts),
+                    Some(&e.actor),
+                    Some(&e.command),
+                    Some(e.kind.as_str()),
+                    Some(&e.key),
+                    Some(&e.before),
+                    Some(&e.after),
                 ],
             );
             if buf.len() > (1 << 20) - (1 << 14) {
@@ -286,10 +297,44 @@ impl PgTx<'_> {
         copy.write_all(&buf)
             .map_err(|e| StoreError::Database(e.to_string()))?;
         copy.finish().map_err(db)?;
-        if !self.written_order.is_empty() {
+        // Records known absent when read in this transaction go by COPY; the others (and
+        // any a concurrent writer added meanwhile, which fails the COPY and so the batch,
+        // to be redone row by row) by an upsert.
+        let (new, existing): (Vec<&(Kind, String)>, Vec<&(Kind, String)>) = self
+            .written_order
+            .iter()
+            .partition(|k| matches!(self.read.get(*k), Some(None)));
+        if !new.is_empty() {
+            let mut copy = self
+                .tx
+                .copy_in(
+                    "COPY records(kind, key, holder_hash, unit, subtype, state, seq) FROM STDIN",
+                )
+                .map_err(db)?;
+            buf.clear();
+            for k in new {
+                let (r, event) = &self.written[k];
+                copy_row(
+                    &mut buf,
+                    &[
+                        Some(r.kind.as_str()),
+                        Some(&r.key),
+                        r.holder_hash.as_deref(),
+                        r.unit.as_deref(),
+                        r.subtype.as_deref(),
+                        r.state.as_deref(),
+                        Some(&seqs[*event].to_string()),
+                    ],
+                );
+            }
+            copy.write_all(&buf)
+                .map_err(|e| StoreError::Database(e.to_string()))?;
+            copy.finish().map_err(db)?;
+        }
+        if !existing.is_empty() {
             let mut cols: [Vec<Option<&str>>; 6] = Default::default();
-            let mut seq_col: Vec<i64> = Vec::with_capacity(self.written_order.len());
-            for k in &self.written_order {
+            let mut seq_col: Vec<i64> = Vec::with_capacity(existing.len());
+            for k in existing {
                 let (r, event) = &self.written[k];
                 cols[0].push(Some(r.kind.as_str()));
                 cols[1].push(Some(&r.key));
@@ -330,12 +375,16 @@ struct PendingEvent {
     after: String,
 }
 
-/// Appends one row in COPY's text format: tab-separated, backslash escapes.
-fn copy_row(buf: &mut Vec<u8>, fields: &[&str]) {
+/// Appends one row in COPY's text format: tab-separated, backslash escapes, `\N` for null.
+fn copy_row(buf: &mut Vec<u8>, fields: &[Option<&str>]) {
     for (i, f) in fields.iter().enumerate() {
         if i > 0 {
             buf.push(b'\t');
         }
+        let Some(f) = f else {
+            buf.extend_from_slice(b"\\N");
+            continue;
+        };
         for &b in f.as_bytes() {
             match b {
                 b'\\' => buf.extend_from_slice(b"\\\\"),
