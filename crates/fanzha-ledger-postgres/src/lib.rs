@@ -300,7 +300,7 @@ impl PgTx<'_> {
         // Records known absent when read in this transaction go by COPY; the others (and
         // any a concurrent writer added meanwhile, which fails the COPY and so the batch,
         // to be redone row by row) by an upsert.
-        let (new, existing): (Vec<&(Kind, String)>, Vec<&(Kind, String)>) = self
+        let (new, existing): (Vec<&RecordKey>, Vec<&RecordKey>) = self
             .written_order
             .iter()
             .partition(|k| matches!(self.read.get(*k), Some(None)));
@@ -363,6 +363,9 @@ impl PgTx<'_> {
         Ok(())
     }
 }
+
+/// A record's identity: its kind and key.
+type RecordKey = (Kind, String);
 
 /// An event waiting for the flush, its JSON already text.
 struct PendingEvent {
