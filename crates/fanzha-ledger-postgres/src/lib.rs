@@ -50,7 +50,19 @@ const MIGRATIONS: &[(i64, &str)] = &[
          UPDATE records r SET seq = (SELECT max(e.seq) FROM events e
                                      WHERE e.kind = r.kind AND e.key = r.key AND e.after = r.body);
          ALTER TABLE records ALTER COLUMN seq SET NOT NULL;
-         ALTER TABLE records DROP COLUMN body;",
+         ALTER TABLE records DROP COLUMN body;
+         -- History is written far more than it is searched: keep bodies as checked JSON
+         -- text (json: validated, stored as sent) rather than parsed into jsonb on every
+         -- write; a query that needs jsonb's operators casts.
+         ALTER TABLE events ALTER COLUMN before TYPE json, ALTER COLUMN after TYPE json;
+         -- Keys and hashes compare byte by byte (the C collation), as in SQLite: cheaper
+         -- index comparisons than a locale's, and the same order from both backends.
+         ALTER TABLE records ALTER COLUMN kind TYPE text COLLATE \"C\",
+            ALTER COLUMN key TYPE text COLLATE \"C\",
+            ALTER COLUMN holder_hash TYPE text COLLATE \"C\",
+            ALTER COLUMN unit TYPE text COLLATE \"C\";
+         ALTER TABLE events ALTER COLUMN kind TYPE text COLLATE \"C\",
+            ALTER COLUMN key TYPE text COLLATE \"C\";",
     ),
 ];
 
