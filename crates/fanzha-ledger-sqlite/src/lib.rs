@@ -163,10 +163,12 @@ impl SqliteStore {
             .map_err(db)?;
         // The checkpointer thread copies the WAL into the database file, off the writer's
         // thread; the writer checkpoints itself only if that falls far behind (1.6 GB of
-        // WAL). After a checkpoint the WAL file shrinks back to 64 MiB.
+        // WAL). A WAL file over 512 MiB shrinks back after a checkpoint; below that it is
+        // reused as it is, since growing it again (allocating and zeroing blocks) costs the
+        // writer more than the disk space saved.
         conn.pragma_update(None, "wal_autocheckpoint", 200_000)
             .map_err(db)?;
-        conn.pragma_update(None, "journal_size_limit", 64i64 << 20)
+        conn.pragma_update(None, "journal_size_limit", 512i64 << 20)
             .map_err(db)?;
         conn.pragma_update(None, "mmap_size", 268435456i64)
             .map_err(db)?;
