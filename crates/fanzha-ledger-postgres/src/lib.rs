@@ -400,6 +400,14 @@ fn copy_row(buf: &mut Vec<u8>, fields: &[Option<&str>]) {
             buf.extend_from_slice(b"\\N");
             continue;
         };
+        // Most fields need no escape: copy them whole.
+        if !f
+            .bytes()
+            .any(|b| matches!(b, b'\\' | b'\n' | b'\r' | b'\t'))
+        {
+            buf.extend_from_slice(f.as_bytes());
+            continue;
+        }
         for &b in f.as_bytes() {
             match b {
                 b'\\' => buf.extend_from_slice(b"\\\\"),
@@ -696,6 +704,13 @@ impl Store for PgStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn copy_rows_escape_what_copy_text_format_reads_specially() {
+        let mut buf = Vec::new();
+        copy_row(&mut buf, &[Some("plain"), None, Some("a\\b\tc\nd\re")]);
+        assert_eq!(buf, b"plain\t\\N\ta\\\\b\\tc\\nd\\re\n");
+    }
 
     /// A ledger written by schema 1 (bodies in the records table) opens under schema 2 with
     /// every record and its history as they were. Needs the test server (`scripts/test.sh`).

@@ -22,7 +22,8 @@ macro_rules! conformance_suite {
             agent_rules, trunk_and_approval_rules, iot_profile_rules, history_is_recorded,
             personal_data_is_sealed_and_reveal_is_audited, unprocessable_file_applies_nothing,
             reimport_is_idempotent, audit_report, backfill_deadline_suspends,
-            concurrent_imports_respect_five_card_limit, disposal_and_appeal_are_audited);
+            concurrent_imports_respect_five_card_limit, disposal_and_appeal_are_audited,
+            rewrites_in_one_file_and_later_keep_every_body_and_event);
     };
     (@cases $fresh:expr; $($name:ident),* $(,)?) => {
         $(
@@ -431,6 +432,51 @@ pub fn reimport_is_idempotent<S: Store>(connect: &dyn Fn() -> S) {
         v,
         "a no-op import wrote events"
     );
+}
+
+/// A key written twice in one file and again later: each write is an event whose `before`
+/// is the previous body, the record ends as the last row says, and bodies with quotes,
+/// backslashes and tabs come back exactly.
+pub fn rewrites_in_one_file_and_later_keep_every_body_and_event<S: Store>(connect: &dyn Fn() -> S) {
+    let mut l = ledger(connect);
+    let id = nth_resident_id(115);
+    let odd = "北\\京 \"x\"\ty";
+    let row = |province: &str, state: &str| {
+        format!(
+            "13700000009,mobile,{id},王强,,\"{}\",own_store,,id_reader,verified,{state},,,,\n",
+            province.replace('"', "\"\"")
+        )
+    };
+    let csv = String::from(SUB_HEADER) + &row("上海", "active") + &row(odd, "active");
+    let r = import(&mut l, Kind::Subscribers, &csv);
+    assert_eq!((r.accepted, r.refused), (2, 0), "{r:?}");
+    let r = import(
+        &mut l,
+        Kind::Subscribers,
+        &(String::from(SUB_HEADER) + &row(odd, "suspended")),
+    );
+    assert_eq!((r.accepted, r.refused), (1, 0), "{r:?}");
+    let card = l
+        .record(Kind::Subscribers, "13700000009")
+        .unwrap()
+        .expect("stored");
+    assert_eq!(card.field("province"), odd);
+    assert_eq!(card.state.as_deref(), Some("suspended"));
+    let history = l.history(Kind::Subscribers, "13700000009").unwrap();
+    let provinces: Vec<(&str, &str)> = history
+        .iter()
+        .map(|e| {
+            (
+                e["before"]["province"].as_str().unwrap_or("-"),
+                e["after"]["province"].as_str().unwrap_or("-"),
+            )
+        })
+        .collect();
+    assert_eq!(provinces, [("-", "上海"), ("上海", odd), (odd, odd)]);
+    assert_eq!(history[2]["before"]["state"], "active");
+    assert_eq!(history[2]["after"]["state"], "suspended");
+    // Three writes, three events, numbered from 1 in a fresh ledger.
+    assert_eq!(l.store().version().unwrap(), 3);
 }
 
 /// The compliance report's sections.
