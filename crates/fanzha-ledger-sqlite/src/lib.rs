@@ -441,6 +441,8 @@ impl Tx for SqliteTx<'_> {
             ])
             .map_err(db)?;
         if inserted == 0 {
+            // Unused: the next event takes it, so numbers stay without gaps.
+            self.next_seq = Some(seq);
             return Ok(false);
         }
         self.insert_event(seq, change, r.kind, &r.key, body_json)?;
