@@ -208,8 +208,9 @@ pub trait Store: Send {
     fn scan(&mut self, kind: Kind) -> Result<Vec<Record>, StoreError>;
     /// History of one record, oldest first.
     fn history(&mut self, kind: Kind, key: &str) -> Result<Vec<Event>, StoreError>;
-    /// Number of history events in the whole ledger (the ledger's version: it grows with
-    /// every change, so a changed number means something changed).
+    /// The newest event's `seq`: the ledger's version. It grows with every change, so a
+    /// changed number means something changed (numbers drawn by a rolled-back write may be
+    /// skipped, so it can exceed the number of events).
     fn version(&mut self) -> Result<i64, StoreError>;
     /// Name of the backend (`sqlite`, `postgres`).
     fn backend(&self) -> &'static str;
