@@ -334,8 +334,8 @@ fn read_and_prepare(
     kind: Kind,
     columns: &HashMap<String, usize>,
     cx: &Context<'_>,
-    send: &std::sync::mpsc::SyncSender<PreparedBatch>,
-    applied: &std::sync::mpsc::Receiver<PreparedBatch>,
+    send: std::sync::mpsc::SyncSender<PreparedBatch>,
+    applied: std::sync::mpsc::Receiver<PreparedBatch>,
 ) {
     let mut batch: PreparedBatch = Vec::with_capacity(BATCH_ROWS);
     let mut raw = csv::ByteRecord::new();
@@ -376,6 +376,12 @@ fn read_and_prepare(
     }
     if !batch.is_empty() {
         let _ = send.send(batch);
+    }
+    // The end of the rows for the applying side; then free the last batches here too, as
+    // they come back, until it is done.
+    drop(send);
+    for applied_batch in applied {
+        drop(applied_batch);
     }
 }
 
@@ -450,7 +456,7 @@ impl<S: Store> Ledger<S> {
             std::thread::Builder::new()
                 .name("import-prepare".into())
                 .spawn_scoped(scope, move || {
-                    read_and_prepare(reader, kind, columns, cx, &send, &applied)
+                    read_and_prepare(reader, kind, columns, cx, send, applied)
                 })
                 .map_err(|e| ImportError::Store(StoreError::Database(e.to_string())))?;
             for batch in batches {
@@ -495,7 +501,10 @@ impl<S: Store> Ledger<S> {
         };
         if !row_by_row {
             let mut tx = self.store.begin()?;
-            let (mut keys, mut holders) = (Vec::new(), Vec::new());
+            let (mut keys, mut holders) = (
+                Vec::with_capacity(batch.len()),
+                Vec::with_capacity(batch.len()),
+            );
             for (_, prepared) in batch {
                 let (k, h) = prepared_hint(kind, prepared, columns, &self.vault);
                 keys.extend(k);
