@@ -92,6 +92,21 @@ impl PgStore {
         Self::connect_in_schema(url, None)
     }
 
+    /// Drops `schema` and everything in it: the end of a ledger made by
+    /// [`PgStore::connect_in_schema`] for a benchmark or a test.
+    pub fn drop_schema(url: &str, schema: &str) -> Result<(), StoreError> {
+        if !schema
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            return Err(StoreError::Database(format!("bad schema name {schema:?}")));
+        }
+        let mut client = Client::connect(url, NoTls).map_err(db)?;
+        client
+            .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            .map_err(db)
+    }
+
     /// As [`PgStore::connect`], with every table in `schema` (created if needed): how the
     /// tests give each case an empty ledger in one server.
     pub fn connect_in_schema(url: &str, schema: Option<&str>) -> Result<PgStore, StoreError> {

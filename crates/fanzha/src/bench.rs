@@ -92,18 +92,16 @@ pub fn subscribers_csv(rows: u64) -> String {
 
 fn import(rows: u64, store: &StoreArgs) -> Result<ExitCode> {
     let tmp = std::env::temp_dir().join(format!("fanzha-bench-{}", std::process::id()));
+    let schema = format!("bench_{}", std::process::id());
     let (backend, cleanup): (Box<dyn Store>, Option<std::path::PathBuf>) = match &store.database_url
     {
-        Some(url) => {
-            let schema = format!("bench_{}", std::process::id());
-            (
-                Box::new(fanzha_ledger_postgres::PgStore::connect_in_schema(
-                    url,
-                    Some(&schema),
-                )?),
-                None,
-            )
-        }
+        Some(url) => (
+            Box::new(fanzha_ledger_postgres::PgStore::connect_in_schema(
+                url,
+                Some(&schema),
+            )?),
+            None,
+        ),
         None => {
             std::fs::create_dir_all(&tmp)?;
             let s = fanzha_ledger_sqlite::SqliteStore::open(&tmp.join("ledger.sqlite"))
@@ -120,9 +118,14 @@ fn import(rows: u64, store: &StoreArgs) -> Result<ExitCode> {
     let start = Instant::now();
     let report = ledger.import_csv(Kind::Subscribers, csv.as_bytes(), &actor, &mut |_| {})?;
     let secs = start.elapsed().as_secs_f64();
+    drop(ledger);
     if let Some(dir) = cleanup {
-        drop(ledger);
         let _ = std::fs::remove_dir_all(dir);
+    }
+    // The benchmark's ledger is gone afterwards, in PostgreSQL too (a million rows is ~1 GB).
+    if let Some(url) = &store.database_url {
+        fanzha_ledger_postgres::PgStore::drop_schema(url, &schema)
+            .context("drop the benchmark's schema")?;
     }
     anyhow::ensure!(
         report.refused == 0,
