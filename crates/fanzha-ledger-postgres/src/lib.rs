@@ -459,20 +459,17 @@ impl Tx for PgTx<'_> {
 
     fn find(&mut self, kind: Kind, field: Field, value: &str) -> Result<Vec<Record>, StoreError> {
         self.fetch_list(kind, field, value)?;
-        let keys: Vec<String> = self
+        let listed: Vec<Record> = self
             .listed(kind, field, value)
             .into_iter()
-            .map(|r| r.key.clone())
+            .cloned()
             .collect();
-        let list = (kind, field, value.to_string());
-        keys.into_iter()
-            .map(|key| match self.written_record(&(kind, key.clone())) {
-                Some(written_here) => written_here,
-                None => Ok(self.lists[&list]
-                    .iter()
-                    .find(|r| r.key == key)
-                    .cloned()
-                    .expect("listed from the database's rows")),
+        // Records written here are held without bodies: give them theirs.
+        listed
+            .into_iter()
+            .map(|r| {
+                self.written_record(&(r.kind, r.key.clone()))
+                    .unwrap_or(Ok(r))
             })
             .collect()
     }

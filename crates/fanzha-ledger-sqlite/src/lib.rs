@@ -270,6 +270,17 @@ fn indexed(field: Field) -> (&'static str, &'static str) {
     }
 }
 
+/// Writes a record, replacing one with its key.
+const UPSERT_RECORD: &str = "INSERT INTO records(kind, key, holder_hash, unit, subtype, state, seq)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+    ON CONFLICT(kind, key) DO UPDATE SET holder_hash = excluded.holder_hash,
+      unit = excluded.unit, subtype = excluded.subtype, state = excluded.state,
+      seq = excluded.seq";
+/// Writes a record only if its key is new.
+const INSERT_NEW_RECORD: &str =
+    "INSERT INTO records(kind, key, holder_hash, unit, subtype, state, seq)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(kind, key) DO NOTHING";
+
 /// A write transaction.
 pub struct SqliteTx<'c> {
     tx: rusqlite::Transaction<'c>,
@@ -292,6 +303,24 @@ impl SqliteTx<'_> {
         };
         self.next_seq = Some(next + 1);
         Ok(next)
+    }
+
+    /// Runs `sql` (an insert of the record's columns as ?1–?7: [`UPSERT_RECORD`],
+    /// [`INSERT_NEW_RECORD`]) for `r` pointing at event `seq`; the number of rows written.
+    fn insert_record(&self, sql: &str, r: &Record, seq: i64) -> Result<usize, StoreError> {
+        self.tx
+            .prepare_cached(sql)
+            .map_err(db)?
+            .execute(params![
+                r.kind.as_str(),
+                r.key,
+                r.holder_hash,
+                r.unit,
+                r.subtype,
+                r.state,
+                seq
+            ])
+            .map_err(db)
     }
 
     fn insert_event(
@@ -389,27 +418,7 @@ impl Tx for SqliteTx<'_> {
         change: &Change<'_>,
     ) -> Result<(), StoreError> {
         let seq = self.next_seq()?;
-        let mut record = self
-            .tx
-            .prepare_cached(
-                "INSERT INTO records(kind, key, holder_hash, unit, subtype, state, seq)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT(kind, key) DO UPDATE SET holder_hash = excluded.holder_hash,
-                   unit = excluded.unit, subtype = excluded.subtype, state = excluded.state,
-                   seq = excluded.seq",
-            )
-            .map_err(db)?;
-        record
-            .execute(params![
-                r.kind.as_str(),
-                r.key,
-                r.holder_hash,
-                r.unit,
-                r.subtype,
-                r.state,
-                seq
-            ])
-            .map_err(db)?;
+        self.insert_record(UPSERT_RECORD, r, seq)?;
         self.insert_event(seq, change, r.kind, &r.key, body_json)
     }
 
@@ -421,25 +430,7 @@ impl Tx for SqliteTx<'_> {
     ) -> Result<bool, StoreError> {
         let seq = self.next_seq()?;
         // The insert's own key lookup says whether the record is new.
-        let mut record = self
-            .tx
-            .prepare_cached(
-                "INSERT INTO records(kind, key, holder_hash, unit, subtype, state, seq)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT(kind, key) DO NOTHING",
-            )
-            .map_err(db)?;
-        let inserted = record
-            .execute(params![
-                r.kind.as_str(),
-                r.key,
-                r.holder_hash,
-                r.unit,
-                r.subtype,
-                r.state,
-                seq
-            ])
-            .map_err(db)?;
+        let inserted = self.insert_record(INSERT_NEW_RECORD, r, seq)?;
         if inserted == 0 {
             // Unused: the next event takes it, so numbers stay without gaps.
             self.next_seq = Some(seq);

@@ -251,13 +251,7 @@ fn process_row(
     cx: &Context<'_>,
     actor: &Actor,
 ) -> Result<Option<RowRefusal>, StoreError> {
-    if let PreparedRow::Subscriber(plan, body) = prepared {
-        return match finish_subscriber(plan, tx) {
-            Ok(r) => apply(tx, r, body.as_deref(), actor, "import").map(|()| None),
-            Err(reject) => refused_row(reject, line),
-        };
-    }
-    let checked = match prepared {
+    let applied = match prepared {
         PreparedRow::Unreadable(reason) => {
             return Ok(Some(RowRefusal {
                 line,
@@ -266,19 +260,19 @@ fn process_row(
             }))
         }
         PreparedRow::Failed(e) => return Err(StoreError::Database(e.clone())),
-        PreparedRow::Subscriber(..) => unreachable!("handled above"),
-        PreparedRow::Row(rec) => check_row(
-            kind,
-            &CsvRow {
+        PreparedRow::Subscriber(plan, body) => finish_subscriber(plan, tx)
+            .and_then(|r| apply(tx, r, body.as_deref(), actor, "import").map_err(Reject::Store)),
+        PreparedRow::Row(rec) => {
+            let row = CsvRow {
                 columns,
                 record: rec,
-            },
-            tx,
-            cx,
-        ),
+            };
+            check_row(kind, &row, tx, cx)
+                .and_then(|r| apply(tx, &r, None, actor, "import").map_err(Reject::Store))
+        }
     };
-    match checked {
-        Ok(r) => apply(tx, &r, None, actor, "import").map(|()| None),
+    match applied {
+        Ok(()) => Ok(None),
         Err(reject) => refused_row(reject, line),
     }
 }

@@ -71,22 +71,6 @@ pub struct Change<'a> {
     pub before: &'a Value,
 }
 
-impl Change<'_> {
-    /// The full event for `record` written with this change (`seq` not yet assigned).
-    pub fn event(&self, record: &Record) -> Event {
-        Event {
-            seq: 0,
-            ts: self.ts.to_string(),
-            actor: self.actor.to_string(),
-            command: self.command.to_string(),
-            kind: record.kind,
-            key: record.key.clone(),
-            before: self.before.clone(),
-            after: record.body.clone(),
-        }
-    }
-}
-
 /// A field rules count or search by.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Field {
