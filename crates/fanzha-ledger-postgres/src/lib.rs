@@ -4,7 +4,9 @@
 //! ([`Tx::prefetch`]) and writes behind: records and events are buffered and sent in two
 //! `unnest` statements at commit. Knows SQL; knows nothing of the rules.
 
-use fanzha_ledger::store::{Change, CountQuery, Event, Field, Record, Store, StoreError, Tx};
+use fanzha_ledger::store::{
+    Change, Columns, CountQuery, Event, Field, Record, Store, StoreError, Tx,
+};
 use fanzha_ledger::Kind;
 use postgres::{Client, NoTls, Row};
 use serde_json::Value;
@@ -486,8 +488,10 @@ impl Tx for PgTx<'_> {
         Ok(n as u64)
     }
 
-    fn lock(&mut self, scope: &str) -> Result<(), StoreError> {
-        if self.locked.insert(scope.to_string()) {
+    fn lock(&mut self, scope: std::fmt::Arguments<'_>) -> Result<(), StoreError> {
+        let scope = scope.to_string();
+        if !self.locked.contains(&scope) {
+            self.locked.insert(scope.clone());
             self.tx
                 .execute(
                     &format!("SELECT pg_advisory_xact_lock({LOCK_CLASS}, {LOCK_BUCKET}) FROM (SELECT $1::text AS s) t"),
@@ -579,20 +583,20 @@ impl Tx for PgTx<'_> {
 
     fn write(
         &mut self,
-        record: &Record,
+        record: &Columns<'_>,
         body_json: &str,
         change: &Change<'_>,
     ) -> Result<(), StoreError> {
-        let k = (record.kind, record.key.clone());
+        let k = (record.kind, record.key.to_string());
         for (field, value) in [
-            (Field::HolderHash, &record.holder_hash),
-            (Field::Unit, &record.unit),
+            (Field::HolderHash, record.holder_hash),
+            (Field::Unit, record.unit),
         ] {
             if let Some(v) = value {
                 self.written_by
-                    .entry((record.kind, field, v.clone()))
+                    .entry((record.kind, field, v.to_string()))
                     .or_default()
-                    .insert(record.key.clone());
+                    .insert(record.key.to_string());
             }
         }
         self.events.push(PendingEvent {
@@ -600,18 +604,18 @@ impl Tx for PgTx<'_> {
             actor: change.actor.to_string(),
             command: change.command.to_string(),
             kind: record.kind,
-            key: record.key.clone(),
+            key: record.key.to_string(),
             before: serde_json::to_string(change.before).expect("a JSON value serialises"),
             after: body_json.to_string(),
         });
         let event = self.events.len() - 1;
         let head = Record {
             kind: record.kind,
-            key: record.key.clone(),
-            holder_hash: record.holder_hash.clone(),
-            unit: record.unit.clone(),
-            subtype: record.subtype.clone(),
-            state: record.state.clone(),
+            key: record.key.to_string(),
+            holder_hash: record.holder_hash.map(str::to_string),
+            unit: record.unit.map(str::to_string),
+            subtype: record.subtype.map(str::to_string),
+            state: record.state.map(str::to_string),
             body: Value::Null,
         };
         if self.written.insert(k.clone(), (head, event)).is_none() {

@@ -2,9 +2,11 @@
 //! `BEGIN IMMEDIATE`, so writers — threads or processes — are serial and the rules' counts
 //! inside a transaction cannot be raced past. Knows SQL; knows nothing of the rules.
 
-use fanzha_ledger::store::{Change, CountQuery, Event, Field, Record, Store, StoreError, Tx};
+use fanzha_ledger::store::{
+    Change, Columns, CountQuery, Event, Field, Record, Store, StoreError, Tx,
+};
 use fanzha_ledger::Kind;
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, CachedStatement, Connection, OptionalExtension, TransactionBehavior};
 use serde_json::Value;
 use std::path::Path;
 use std::str::FromStr;
@@ -247,13 +249,21 @@ fn to_record(raw: RawRecord) -> Result<Record, StoreError> {
     })
 }
 
-/// Records with their bodies (the `after` of the event each points at).
-const SELECT: &str = "SELECT r.kind, r.key, r.holder_hash, r.unit, r.subtype, r.state, e.after
-    FROM records r JOIN events e ON e.seq = r.seq";
+/// Records with their bodies (the `after` of the event each points at), then `$tail`: a
+/// literal, so each statement's text is built once, at compile time.
+macro_rules! select_records {
+    ($tail:literal) => {
+        concat!(
+            "SELECT r.kind, r.key, r.holder_hash, r.unit, r.subtype, r.state, e.after
+             FROM records r JOIN events e ON e.seq = r.seq ",
+            $tail
+        )
+    };
+}
 
 fn get(conn: &Connection, kind: Kind, key: &str) -> Result<Option<Record>, StoreError> {
     let mut st = conn
-        .prepare_cached(&format!("{SELECT} WHERE r.kind = ?1 AND r.key = ?2"))
+        .prepare_cached(select_records!("WHERE r.kind = ?1 AND r.key = ?2"))
         .map_err(db)?;
     let raw = st
         .query_row(params![kind.as_str(), key], row_to_record)
@@ -262,11 +272,22 @@ fn get(conn: &Connection, kind: Kind, key: &str) -> Result<Option<Record>, Store
     raw.map(to_record).transpose()
 }
 
-/// The column a field is stored in and the index that serves it.
-fn indexed(field: Field) -> (&'static str, &'static str) {
+/// The count of records by an indexed field, as the rules ask it ([`CountQuery`]). Constant
+/// text per field: an import counts once per row, and the statement cache is keyed by it.
+// INDEXED BY: without it the planner may walk the whole kind through the primary key
+// (`key <> ?5`), which made every count O(records).
+fn count_sql(field: Field) -> &'static str {
     match field {
-        Field::HolderHash => ("holder_hash", "records_by_holder"),
-        Field::Unit => ("unit", "records_by_unit"),
+        Field::HolderHash => {
+            "SELECT count(*) FROM records INDEXED BY records_by_holder
+             WHERE kind = ?1 AND holder_hash = ?2
+             AND (?3 IS NULL OR subtype = ?3) AND coalesce(state, '') <> ?4 AND key <> ?5"
+        }
+        Field::Unit => {
+            "SELECT count(*) FROM records INDEXED BY records_by_unit
+             WHERE kind = ?1 AND unit = ?2
+             AND (?3 IS NULL OR subtype = ?3) AND coalesce(state, '') <> ?4 AND key <> ?5"
+        }
     }
 }
 
@@ -276,6 +297,9 @@ const UPSERT_RECORD: &str = "INSERT INTO records(kind, key, holder_hash, unit, s
     ON CONFLICT(kind, key) DO UPDATE SET holder_hash = excluded.holder_hash,
       unit = excluded.unit, subtype = excluded.subtype, state = excluded.state,
       seq = excluded.seq";
+/// Appends an event.
+const INSERT_EVENT: &str = "INSERT INTO events(seq, ts, actor, command, kind, key, before, after)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
 /// Writes a record only if its key is new.
 const INSERT_NEW_RECORD: &str =
     "INSERT INTO records(kind, key, holder_hash, unit, subtype, state, seq)
@@ -283,11 +307,39 @@ const INSERT_NEW_RECORD: &str =
 
 /// A write transaction.
 pub struct SqliteTx<'c> {
+    /// The statements an import runs for every row, prepared once per transaction: taken
+    /// from the statement cache on each use, their text was hashed every time. Declared
+    /// before `tx`, so they are back in the cache before it ends.
+    hot: HotStatements<'c>,
     tx: rusqlite::Transaction<'c>,
+    /// The connection `tx` runs on, which the hot statements borrow.
+    conn: &'c Connection,
     /// The next event's seq, read once per transaction: writers are serial (`BEGIN
     /// IMMEDIATE`) and events are never deleted, so numbering here is numbering everywhere,
     /// and a record can be written pointing at its event before the event row.
     next_seq: Option<i64>,
+}
+
+/// Statements prepared on first use in a transaction (see [`SqliteTx::hot`]).
+#[derive(Default)]
+struct HotStatements<'c> {
+    upsert_record: Option<CachedStatement<'c>>,
+    insert_new_record: Option<CachedStatement<'c>>,
+    insert_event: Option<CachedStatement<'c>>,
+    count_by_holder: Option<CachedStatement<'c>>,
+    count_by_unit: Option<CachedStatement<'c>>,
+}
+
+/// The statement in `slot`, prepared from `sql` the first time.
+fn hot<'s, 'c>(
+    conn: &'c Connection,
+    slot: &'s mut Option<CachedStatement<'c>>,
+    sql: &'static str,
+) -> Result<&'s mut CachedStatement<'c>, StoreError> {
+    if slot.is_none() {
+        *slot = Some(conn.prepare_cached(sql).map_err(db)?);
+    }
+    Ok(slot.as_mut().expect("prepared above"))
 }
 
 impl SqliteTx<'_> {
@@ -305,12 +357,20 @@ impl SqliteTx<'_> {
         Ok(next)
     }
 
-    /// Runs `sql` (an insert of the record's columns as ?1–?7: [`UPSERT_RECORD`],
-    /// [`INSERT_NEW_RECORD`]) for `r` pointing at event `seq`; the number of rows written.
-    fn insert_record(&self, sql: &str, r: &Record, seq: i64) -> Result<usize, StoreError> {
-        self.tx
-            .prepare_cached(sql)
-            .map_err(db)?
+    /// Writes the record `r` pointing at event `seq`, replacing one with its key (`upsert`)
+    /// or only if its key is new; the number of rows written.
+    fn insert_record(
+        &mut self,
+        upsert: bool,
+        r: &Columns<'_>,
+        seq: i64,
+    ) -> Result<usize, StoreError> {
+        let (slot, sql) = if upsert {
+            (&mut self.hot.upsert_record, UPSERT_RECORD)
+        } else {
+            (&mut self.hot.insert_new_record, INSERT_NEW_RECORD)
+        };
+        hot(self.conn, slot, sql)?
             .execute(params![
                 r.kind.as_str(),
                 r.key,
@@ -324,25 +384,18 @@ impl SqliteTx<'_> {
     }
 
     fn insert_event(
-        &self,
+        &mut self,
         seq: i64,
         change: &Change<'_>,
         kind: Kind,
         key: &str,
         after_json: &str,
     ) -> Result<(), StoreError> {
-        let mut event = self
-            .tx
-            .prepare_cached(
-                "INSERT INTO events(seq, ts, actor, command, kind, key, before, after)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )
-            .map_err(db)?;
         let before = match change.before {
             Value::Null => std::borrow::Cow::Borrowed("null"),
             v => std::borrow::Cow::Owned(serde_json::to_string(v).expect("json")),
         };
-        event
+        hot(self.conn, &mut self.hot.insert_event, INSERT_EVENT)?
             .execute(params![
                 seq,
                 change.ts,
@@ -364,16 +417,13 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn find(&mut self, kind: Kind, field: Field, value: &str) -> Result<Vec<Record>, StoreError> {
-        let column = match field {
-            Field::HolderHash => "holder_hash",
-            Field::Unit => "unit",
+        let sql = match field {
+            Field::HolderHash => {
+                select_records!("WHERE r.kind = ?1 AND r.holder_hash = ?2 ORDER BY r.key")
+            }
+            Field::Unit => select_records!("WHERE r.kind = ?1 AND r.unit = ?2 ORDER BY r.key"),
         };
-        let mut st = self
-            .tx
-            .prepare_cached(&format!(
-                "{SELECT} WHERE r.kind = ?1 AND r.{column} = ?2 ORDER BY r.key"
-            ))
-            .map_err(db)?;
+        let mut st = self.tx.prepare_cached(sql).map_err(db)?;
         let rows = st
             .query_map(params![kind.as_str(), value], row_to_record)
             .map_err(db)?;
@@ -381,17 +431,11 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn count(&mut self, q: &CountQuery<'_>) -> Result<u64, StoreError> {
-        let (column, index) = indexed(q.field);
-        // INDEXED BY: without it the planner may walk the whole kind through the primary
-        // key (`key <> ?5`), which made every count O(records).
-        let mut st = self
-            .tx
-            .prepare_cached(&format!(
-                "SELECT count(*) FROM records INDEXED BY {index} WHERE kind = ?1 AND {column} = ?2
-                 AND (?3 IS NULL OR subtype = ?3) AND coalesce(state, '') <> ?4 AND key <> ?5"
-            ))
-            .map_err(db)?;
-        let n: i64 = st
+        let slot = match q.field {
+            Field::HolderHash => &mut self.hot.count_by_holder,
+            Field::Unit => &mut self.hot.count_by_unit,
+        };
+        let n: i64 = hot(self.conn, slot, count_sql(q.field))?
             .query_row(
                 params![
                     q.kind.as_str(),
@@ -406,37 +450,37 @@ impl Tx for SqliteTx<'_> {
         Ok(n as u64)
     }
 
-    fn lock(&mut self, _scope: &str) -> Result<(), StoreError> {
+    fn lock(&mut self, _scope: std::fmt::Arguments<'_>) -> Result<(), StoreError> {
         // BEGIN IMMEDIATE already holds SQLite's single write lock for the transaction.
         Ok(())
     }
 
     fn write(
         &mut self,
-        r: &Record,
+        r: &Columns<'_>,
         body_json: &str,
         change: &Change<'_>,
     ) -> Result<(), StoreError> {
         let seq = self.next_seq()?;
-        self.insert_record(UPSERT_RECORD, r, seq)?;
-        self.insert_event(seq, change, r.kind, &r.key, body_json)
+        self.insert_record(true, r, seq)?;
+        self.insert_event(seq, change, r.kind, r.key, body_json)
     }
 
     fn write_new(
         &mut self,
-        r: &Record,
+        r: &Columns<'_>,
         body_json: &str,
         change: &Change<'_>,
     ) -> Result<bool, StoreError> {
         let seq = self.next_seq()?;
         // The insert's own key lookup says whether the record is new.
-        let inserted = self.insert_record(INSERT_NEW_RECORD, r, seq)?;
+        let inserted = self.insert_record(false, r, seq)?;
         if inserted == 0 {
             // Unused: the next event takes it, so numbers stay without gaps.
             self.next_seq = Some(seq);
             return Ok(false);
         }
-        self.insert_event(seq, change, r.kind, &r.key, body_json)?;
+        self.insert_event(seq, change, r.kind, r.key, body_json)?;
         Ok(true)
     }
 
@@ -459,11 +503,17 @@ impl Tx for SqliteTx<'_> {
 
 impl Store for SqliteStore {
     fn begin(&mut self) -> Result<Box<dyn Tx + '_>, StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
+        let conn = &self.conn;
+        // `&mut self` keeps every other use of the connection out until the transaction
+        // ends, as `Connection::transaction` would.
+        let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)
             .map_err(db)?;
-        Ok(Box::new(SqliteTx { tx, next_seq: None }))
+        Ok(Box::new(SqliteTx {
+            hot: HotStatements::default(),
+            tx,
+            conn,
+            next_seq: None,
+        }))
     }
 
     fn get(&mut self, kind: Kind, key: &str) -> Result<Option<Record>, StoreError> {
@@ -473,7 +523,7 @@ impl Store for SqliteStore {
     fn scan(&mut self, kind: Kind) -> Result<Vec<Record>, StoreError> {
         let mut st = self
             .conn
-            .prepare_cached(&format!("{SELECT} WHERE r.kind = ?1 ORDER BY r.key"))
+            .prepare_cached(select_records!("WHERE r.kind = ?1 ORDER BY r.key"))
             .map_err(db)?;
         let rows = st.query_map([kind.as_str()], row_to_record).map_err(db)?;
         rows.map(|r| r.map_err(db).and_then(to_record)).collect()

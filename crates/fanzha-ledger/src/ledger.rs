@@ -7,7 +7,7 @@ use crate::rules::{
     check_row, finish_subscriber, hint, normalise_key, prepare_subscriber, Context, Refusal,
     Reject, RowFields, SubscriberPlan,
 };
-use crate::store::{Change, Event, Record, Store, StoreError, Tx};
+use crate::store::{Change, Columns, Event, Record, Store, StoreError, Tx};
 use fanzha_model::Date;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
@@ -153,22 +153,29 @@ fn suspend(card: &mut Record, reason: String) {
 }
 
 /// Applies one checked record: writes it and its history event unless nothing changed.
-/// `body_json` is the record's body serialised, when the caller has it already.
-fn apply(
+fn apply(tx: &mut dyn Tx, record: &Record, actor: &Actor, command: &str) -> Result<(), StoreError> {
+    let body_json = serde_json::to_string(&record.body).expect("a JSON value serialises");
+    write_record(
+        tx,
+        &record.columns(),
+        &body_json,
+        Some(&record.body),
+        actor,
+        command,
+    )
+}
+
+/// Writes a record given as its columns and body text (`body` is that text parsed, when the
+/// caller has it; otherwise it is parsed here if a stored record must be compared), with its
+/// history event, unless the ledger holds it unchanged already.
+fn write_record(
     tx: &mut dyn Tx,
-    record: &Record,
-    body_json: Option<&str>,
+    columns: &Columns<'_>,
+    body_json: &str,
+    body: Option<&Value>,
     actor: &Actor,
     command: &str,
 ) -> Result<(), StoreError> {
-    let serialised;
-    let body_json = match body_json {
-        Some(b) => b,
-        None => {
-            serialised = serde_json::to_string(&record.body).expect("a JSON value serialises");
-            &serialised
-        }
-    };
     let mut change = Change {
         ts: &actor.now,
         actor: &actor.name,
@@ -176,18 +183,26 @@ fn apply(
         before: &Value::Null,
     };
     // Most imported rows are new: try that first, and look the record up only if it exists.
-    if tx.write_new(record, body_json, &change)? {
+    if tx.write_new(columns, body_json, &change)? {
         return Ok(());
     }
-    let before = tx.get(record.kind, &record.key)?;
+    let before = tx.get(columns.kind, columns.key)?;
     if let Some(b) = &before {
-        if same_content(&b.body, &record.body) && b.holder_hash == record.holder_hash {
+        let parsed;
+        let body = match body {
+            Some(v) => v,
+            None => {
+                parsed = serde_json::from_str(body_json).expect("a body serde_json wrote parses");
+                &parsed
+            }
+        };
+        if same_content(&b.body, body) && b.holder_hash.as_deref() == columns.holder_hash {
             return Ok(());
         }
     }
     let before = before.map(|b| b.body).unwrap_or(Value::Null);
     change.before = &before;
-    tx.write(record, body_json, &change)
+    tx.write(columns, body_json, &change)
 }
 
 /// A CSV row made ready away from the store: subscriber rows (the bulk of any import) are
@@ -199,8 +214,8 @@ fn apply(
 enum PreparedRow {
     /// Not CSV at all (bad UTF-8, broken quoting): refused with this reason.
     Unreadable(String),
-    /// A subscriber row's plan, and the body of its record serialised when it has one.
-    Subscriber(SubscriberPlan, Option<String>),
+    /// A subscriber row's plan.
+    Subscriber(SubscriberPlan),
     /// A row of another kind.
     Row(csv::StringRecord),
     /// Preparing failed outside the rules (the random source): the batch fails.
@@ -228,15 +243,7 @@ fn prepare_row(
         record: &rec,
     };
     match prepare_subscriber(&row, cx) {
-        Ok(plan) => {
-            let body = match &plan {
-                SubscriberPlan::Checked { tail: Ok(r), .. } => {
-                    Some(serde_json::to_string(&r.body).expect("a JSON value serialises"))
-                }
-                _ => None,
-            };
-            PreparedRow::Subscriber(plan, body)
-        }
+        Ok(plan) => PreparedRow::Subscriber(plan),
         Err(e) => PreparedRow::Failed(e.to_string()),
     }
 }
@@ -260,15 +267,17 @@ fn process_row(
             }))
         }
         PreparedRow::Failed(e) => return Err(StoreError::Database(e.clone())),
-        PreparedRow::Subscriber(plan, body) => finish_subscriber(plan, tx)
-            .and_then(|r| apply(tx, r, body.as_deref(), actor, "import").map_err(Reject::Store)),
+        PreparedRow::Subscriber(plan) => finish_subscriber(plan, tx).and_then(|r| {
+            write_record(tx, &r.columns(), &r.body_json, None, actor, "import")
+                .map_err(Reject::Store)
+        }),
         PreparedRow::Row(rec) => {
             let row = CsvRow {
                 columns,
                 record: rec,
             };
             check_row(kind, &row, tx, cx)
-                .and_then(|r| apply(tx, &r, None, actor, "import").map_err(Reject::Store))
+                .and_then(|r| apply(tx, &r, actor, "import").map_err(Reject::Store))
         }
     };
     match applied {
@@ -300,14 +309,11 @@ fn prepared_hint(
     vault: &PiiVault,
 ) -> (Option<String>, Option<String>) {
     match prepared {
-        PreparedRow::Subscriber(
-            SubscriberPlan::Checked {
-                tail: Ok(record),
-                holder_limit,
-                ..
-            },
-            _,
-        ) => (Some(record.key.clone()), holder_limit.clone()),
+        PreparedRow::Subscriber(SubscriberPlan::Checked {
+            tail: Ok(record),
+            holder_limit,
+            ..
+        }) => (Some(record.key.clone()), holder_limit.clone()),
         PreparedRow::Row(rec) => hint(
             kind,
             &CsvRow {
@@ -557,7 +563,7 @@ impl<S: Store> Ledger<S> {
         for (i, row) in rows.iter().enumerate() {
             match check_row(kind, row, tx.as_mut(), &cx) {
                 Ok(r) => {
-                    apply(tx.as_mut(), &r, None, actor, "import")?;
+                    apply(tx.as_mut(), &r, actor, "import")?;
                     report.accepted += 1;
                 }
                 Err(Reject::Refused(Refusal {
@@ -846,7 +852,7 @@ impl<S: Store> Ledger<S> {
                     &mut cur,
                     format!("R1.1 real-name backfill deadline {deadline} passed"),
                 );
-                apply(tx.as_mut(), &cur, None, actor, "suspend_backfill_deadline")?;
+                apply(tx.as_mut(), &cur, actor, "suspend_backfill_deadline")?;
                 suspended.push(cur.key.clone());
             }
             tx.commit()?;
@@ -863,7 +869,7 @@ impl<S: Store> Ledger<S> {
         command: &str,
     ) -> Result<(), StoreError> {
         let mut tx = self.store.begin()?;
-        apply(tx.as_mut(), record, None, actor, command)?;
+        apply(tx.as_mut(), record, actor, command)?;
         tx.commit()
     }
 }
@@ -911,7 +917,7 @@ impl<S: Store> Ledger<S> {
                 body,
             };
             if tx.get(Kind::Blocklist, &key)?.is_none() {
-                apply(tx.as_mut(), &rec, None, actor, "dispose_block")?;
+                apply(tx.as_mut(), &rec, actor, "dispose_block")?;
                 out.blocklisted = true;
             }
         }
@@ -938,7 +944,6 @@ impl<S: Store> Ledger<S> {
                 apply(
                     tx.as_mut(),
                     &card,
-                    None,
                     actor,
                     if out.suspended {
                         "dispose_suspend"
@@ -976,7 +981,7 @@ impl<S: Store> Ledger<S> {
                 json!(format!("R5.1 bulk opening detected: {reason}")),
             );
         }
-        apply(tx.as_mut(), &agent, None, actor, "dispose_suspend_agent")?;
+        apply(tx.as_mut(), &agent, actor, "dispose_suspend_agent")?;
         tx.commit()?;
         Ok(true)
     }
@@ -997,7 +1002,7 @@ impl<S: Store> Ledger<S> {
                     m.insert("expires_at".into(), json!(actor.now));
                     m.insert("appeal".into(), json!(format!("lifted by {}", actor.name)));
                 }
-                apply(tx.as_mut(), &lifted, None, actor, "appeal_unblock")?;
+                apply(tx.as_mut(), &lifted, actor, "appeal_unblock")?;
                 out.blocklisted = true;
             }
         }
@@ -1010,7 +1015,7 @@ impl<S: Store> Ledger<S> {
                     m.insert("state".into(), json!("active"));
                     m.remove("suspended_reason");
                 }
-                apply(tx.as_mut(), &card, None, actor, "appeal_unblock")?;
+                apply(tx.as_mut(), &card, actor, "appeal_unblock")?;
                 out.suspended = true;
             }
         }

@@ -34,6 +34,37 @@ impl Record {
     pub fn field(&self, name: &str) -> &str {
         self.body.get(name).and_then(Value::as_str).unwrap_or("")
     }
+
+    /// Its indexed columns.
+    pub fn columns(&self) -> Columns<'_> {
+        Columns {
+            kind: self.kind,
+            key: &self.key,
+            holder_hash: self.holder_hash.as_deref(),
+            unit: self.unit.as_deref(),
+            subtype: self.subtype.as_deref(),
+            state: self.state.as_deref(),
+        }
+    }
+}
+
+/// What a backend stores of a record beside its body, which it is given as JSON text (see
+/// [`Tx::write`]): its identity and the columns rules look records up by. The fields mean
+/// what [`Record`]'s do.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Columns<'a> {
+    /// Kind.
+    pub kind: Kind,
+    /// Key within the kind.
+    pub key: &'a str,
+    /// Keyed hash of the holder's ID number.
+    pub holder_hash: Option<&'a str>,
+    /// The owning unit's USCC.
+    pub unit: Option<&'a str>,
+    /// Sub-type.
+    pub subtype: Option<&'a str>,
+    /// Life-cycle state.
+    pub state: Option<&'a str>,
 }
 
 /// One entry of a record's history.
@@ -136,7 +167,9 @@ pub trait Tx {
     /// Serialises concurrent transactions that check a limit on the same subject (one holder,
     /// one unit) until this transaction ends. Backends whose write transactions are already
     /// serial may do nothing.
-    fn lock(&mut self, scope: &str) -> Result<(), StoreError>;
+    /// The scope is given as format arguments (`format_args!("holder:{h}")`): a backend
+    /// that needs no lock never pays for building its name, once per imported row.
+    fn lock(&mut self, scope: std::fmt::Arguments<'_>) -> Result<(), StoreError>;
     /// A hint before a batch of rows: the records about to be read by key and the holders
     /// whose limits are about to be checked (their locks are taken now, in a fixed order, so
     /// concurrent batches cannot deadlock). Backends with costly round trips fetch them in
@@ -149,14 +182,14 @@ pub trait Tx {
     ) -> Result<(), StoreError> {
         Ok(())
     }
-    /// Inserts or replaces `record` and appends the history event of the change, whose
+    /// Inserts or replaces a record and appends the history event of the change, whose
     /// `after` is the record's body: a record never changes without its event, and a
-    /// backend may keep the body once, in the event. `body_json` is the body as
-    /// `serde_json::to_string(&record.body)` gives it, made by the caller (an import makes
-    /// it away from the store's thread).
+    /// backend may keep the body once, in the event. `body_json` is the body serialised
+    /// (`serde_json::to_string(&record.body)` for a [`Record`]); the caller makes it, an
+    /// import away from the store's thread.
     fn write(
         &mut self,
-        record: &Record,
+        record: &Columns<'_>,
         body_json: &str,
         change: &Change<'_>,
     ) -> Result<(), StoreError>;
@@ -166,11 +199,11 @@ pub trait Tx {
     /// looking the key up first.
     fn write_new(
         &mut self,
-        record: &Record,
+        record: &Columns<'_>,
         body_json: &str,
         change: &Change<'_>,
     ) -> Result<bool, StoreError> {
-        if self.get(record.kind, &record.key)?.is_some() {
+        if self.get(record.kind, record.key)?.is_some() {
             return Ok(false);
         }
         self.write(record, body_json, change).map(|()| true)
