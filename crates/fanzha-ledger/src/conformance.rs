@@ -24,7 +24,8 @@ macro_rules! conformance_suite {
             reimport_is_idempotent, audit_report, backfill_deadline_suspends,
             concurrent_imports_respect_five_card_limit, disposal_and_appeal_are_audited,
             rewrites_in_one_file_and_later_keep_every_body_and_event,
-            concurrent_imports_of_the_same_new_rows);
+            concurrent_imports_of_the_same_new_rows,
+            five_card_limit_follows_rewrites_within_one_import);
     };
     (@cases $fresh:expr; $($name:ident),* $(,)?) => {
         $(
@@ -164,6 +165,54 @@ pub fn five_card_limit<S: Store>(connect: &dyn Fn() -> S) {
     let r = import(&mut l, Kind::Subscribers, &t);
     assert_eq!((r.accepted, r.refused), (2, 1), "{r:?}");
     assert_eq!(refusal_at(&r, 4).0, "R3.1");
+}
+
+/// R3.1 within one import, where a backend may count from what it read ahead for the batch:
+/// a card moved to another holder, terminated or suspended changes its holders' counts for
+/// the very next row, and a card moved in counts against its new holder.
+pub fn five_card_limit_follows_rewrites_within_one_import<S: Store>(connect: &dyn Fn() -> S) {
+    let mut l = ledger(connect);
+    let (a, b) = (nth_resident_id(40), nth_resident_id(41));
+    let msisdn = |i: u32| format!("1360000000{i}");
+    let mut csv = String::from(SUB_HEADER);
+    for i in 0..5 {
+        csv += &sub_row(&msisdn(i), &a, ""); // lines 2-6: A holds 5
+    }
+    csv += &sub_row(&msisdn(0), &b, ""); // 7: card 0 moves to B, A holds 4
+    csv += &sub_row(&msisdn(5), &a, ""); // 8: A holds 5
+    csv += &sub_row(&msisdn(6), &a, ""); // 9: R3.1
+    csv += &sub_row(&msisdn(1), &a, "own_store|id_reader|verified|terminated"); // 10: A 4
+    csv += &sub_row(&msisdn(6), &a, ""); // 11: A holds 5
+    csv += &sub_row(&msisdn(7), &b, ""); // 12: B holds 2
+    csv += &sub_row(&msisdn(2), &a, "own_store|id_reader|verified|suspended"); // 13: still 5
+    csv += &sub_row(&msisdn(8), &a, ""); // 14: R3.1
+    csv += &sub_row(&msisdn(7), &a, ""); // 15: moving B's card to A: R3.1
+    let r = import(&mut l, Kind::Subscribers, &csv);
+    assert_eq!((r.accepted, r.refused), (11, 3), "{r:?}");
+    for line in [9, 14, 15] {
+        assert_eq!(refusal_at(&r, line).0, "R3.1", "line {line}");
+    }
+    // What was committed counts the same in the next import.
+    let mut next = String::from(SUB_HEADER);
+    next += &sub_row(&msisdn(9), &a, ""); // 2: R3.1
+    next += &sub_row(&msisdn(9), &b, ""); // 3: B holds 3
+    next += &sub_row(&msisdn(6), &b, ""); // 4: A's card 6 moves to B, B holds 4
+    next += &sub_row(&msisdn(8), &a, ""); // 5: A holds 5 again
+    let r = import(&mut l, Kind::Subscribers, &next);
+    assert_eq!((r.accepted, r.refused), (3, 1), "{r:?}");
+    assert_eq!(refusal_at(&r, 2).0, "R3.1");
+    let mut holder_of = |i: u32| {
+        let key = format!("+86{}", msisdn(i));
+        l.store()
+            .get(Kind::Subscribers, &key)
+            .unwrap()
+            .unwrap()
+            .holder_hash
+    };
+    let (b_card, a_card) = (holder_of(0), holder_of(8));
+    assert_ne!(b_card, a_card);
+    assert_eq!(holder_of(7), b_card, "the refused move left card 7 with B");
+    assert_eq!(holder_of(6), b_card);
 }
 
 fn seed_units<S: Store>(l: &mut Ledger<S>) -> (String, String, String) {

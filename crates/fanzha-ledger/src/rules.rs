@@ -818,7 +818,10 @@ fn subscriber_tail(
         state,
         verification,
     };
-    let body_json = serde_json::to_string(&body).expect("a subscriber body serialises");
+    // Sized for a typical body at once (serde_json would start at 128 bytes and regrow).
+    let mut body_json = Vec::with_capacity(768);
+    serde_json::to_writer(&mut body_json, &body).expect("a subscriber body serialises");
+    let body_json = String::from_utf8(body_json).expect("serde_json writes UTF-8");
     let prepared = PreparedRecord {
         kind: Kind::Subscribers,
         key,
