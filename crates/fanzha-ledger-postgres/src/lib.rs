@@ -155,6 +155,11 @@ impl PgStore {
 }
 
 /// Records with their bodies (the `after` of the event each points at).
+///
+/// Lookups of many keys or holders at once run it once per value (`unnest` … `CROSS JOIN
+/// LATERAL (… OFFSET 0)`) rather than with `= ANY($1)`: during a bulk load the table's
+/// statistics lag far behind it, and the planner then answered `= ANY` by reading every
+/// subscriber in the index and filtering, a cost that grew with the ledger for every batch.
 const SELECT: &str =
     "SELECT r.kind, r.key, r.holder_hash, r.unit, r.subtype, r.state, e.after::text
     FROM records r JOIN events e ON e.seq = r.seq";
@@ -540,7 +545,10 @@ impl Tx for PgTx<'_> {
             let rows = self
                 .tx
                 .query(
-                    &format!("{SELECT} WHERE r.kind = $1 AND r.key = ANY($2)"),
+                    &format!(
+                        "SELECT x.* FROM unnest($2::text[]) AS k(key) CROSS JOIN LATERAL
+                         ({SELECT} WHERE r.kind = $1 AND r.key = k.key OFFSET 0) x"
+                    ),
                     &[&kind.as_str(), &keys],
                 )
                 .map_err(db)?;
@@ -559,7 +567,11 @@ impl Tx for PgTx<'_> {
             let rows = self
                 .tx
                 .query(
-                    &format!("{SELECT} WHERE r.kind = 'subscribers' AND r.holder_hash = ANY($1) ORDER BY r.key"),
+                    &format!(
+                        "SELECT x.* FROM unnest($1::text[]) AS h(hash) CROSS JOIN LATERAL
+                         ({SELECT} WHERE r.kind = 'subscribers' AND r.holder_hash = h.hash
+                          OFFSET 0) x"
+                    ),
                     &[&hashes],
                 )
                 .map_err(db)?;
