@@ -3,12 +3,16 @@
 //! (AES-256-GCM, unique 96-bit nonce, the field name as associated data) keeps the value for
 //! an authorised reveal.
 //!
-//! A sealed value is text: `g:` and the hex of nonce ‖ ciphertext ‖ tag. Values sealed before
-//! (hex without a prefix) are ChaCha20-Poly1305 under the cipher key itself, and still open.
+//! A sealed value is text: `g:` and the unpadded URL-safe base64 of nonce ‖ ciphertext ‖ tag
+//! (base64, not hex: a third shorter, and every imported row keeps two). Values sealed
+//! before (hex without a prefix) are ChaCha20-Poly1305 under the cipher key itself, and
+//! still open.
 //! AES-256-GCM replaced it for sealing because an import seals two short fields per row, and
 //! with AES-NI that costs a tenth of what ChaCha20-Poly1305's vector code spends setting up.
 
 use aes_gcm::Aes256Gcm;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use chacha20poly1305::aead::{Aead, AeadInPlace, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use hmac::{Hmac, Mac};
@@ -126,7 +130,7 @@ impl PiiVault {
     }
 
     /// Encrypts `value` bound to `field` (a ciphertext of one field cannot be replayed into
-    /// another). Output: `g:` and the hex of nonce ‖ ciphertext ‖ tag.
+    /// another). Output: `g:` and the base64 of nonce ‖ ciphertext ‖ tag.
     pub fn encrypt(&self, field: &str, value: &str) -> Result<String, PiiError> {
         let nonce = self.nonces.next()?;
         // nonce ‖ ciphertext ‖ tag in one buffer, encrypted in place.
@@ -142,20 +146,20 @@ impl PiiVault {
             )
             .map_err(|_| PiiError::Decrypt)?;
         sealed.extend_from_slice(&tag);
-        let mut out = String::with_capacity(GCM_PREFIX.len() + 2 * sealed.len());
+        let mut out = String::with_capacity(GCM_PREFIX.len() + sealed.len().div_ceil(3) * 4);
         out.push_str(GCM_PREFIX);
-        out.push_str(&to_hex(&sealed));
+        URL_SAFE_NO_PAD.encode_string(&sealed, &mut out);
         Ok(out)
     }
 
     /// Decrypts what [`PiiVault::encrypt`] produced for the same `field` (and values sealed
     /// with ChaCha20-Poly1305 before).
     pub fn decrypt(&self, field: &str, sealed: &str) -> Result<String, PiiError> {
-        let (gcm, hex_text) = match sealed.strip_prefix(GCM_PREFIX) {
-            Some(rest) => (true, rest),
-            None => (false, sealed),
+        let (gcm, raw) = match sealed.strip_prefix(GCM_PREFIX) {
+            Some(rest) => (true, URL_SAFE_NO_PAD.decode(rest).ok()),
+            None => (false, hex::decode(sealed).ok()),
         };
-        let raw = hex::decode(hex_text).map_err(|_| PiiError::Decrypt)?;
+        let raw = raw.ok_or(PiiError::Decrypt)?;
         if raw.len() < 12 + 16 {
             return Err(PiiError::Decrypt);
         }
