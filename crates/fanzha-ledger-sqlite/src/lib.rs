@@ -8,12 +8,32 @@ use fanzha_ledger::store::{
     Change, Columns, CountQuery, Event, Field, Record, Store, StoreError, Tx,
 };
 use fanzha_ledger::Kind;
+use rusqlite::types::{FromSql, FromSqlResult, ToSqlOutput, ValueRef};
 use rusqlite::{params, CachedStatement, Connection, OptionalExtension, TransactionBehavior};
 use serde_json::Value;
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::mpsc;
 use std::time::Duration;
+
+/// SQL for how a holder hash `$text` is stored: lower-case hex of even length as the bytes
+/// it spells, anything else (and NULL) as it is. The same rule as [`pack`], for SQL that
+/// packs many values at once (the migration, a batch's holders).
+macro_rules! packed {
+    ($text:literal) => {
+        concat!(
+            "(CASE WHEN ",
+            $text,
+            " GLOB '*[^0-9a-f]*' OR length(",
+            $text,
+            ") % 2 = 1 THEN ",
+            $text,
+            " ELSE unhex(",
+            $text,
+            ") END)"
+        )
+    };
+}
 
 /// Versioned migrations, applied in order inside one transaction each.
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -81,6 +101,19 @@ const MIGRATIONS: &[(i64, &str)] = &[
          ALTER TABLE records_v2 RENAME TO records;
          CREATE INDEX records_by_holder ON records(kind, holder_hash) WHERE holder_hash IS NOT NULL;
          CREATE INDEX records_by_unit ON records(kind, unit) WHERE unit IS NOT NULL;",
+    ),
+    (
+        3,
+        // Holder hashes as the bytes their hex digits spell (`packed!`): 32 bytes instead
+        // of 64 in every record and holder-index entry. The index takes an import's inserts
+        // all over (keyed hashes are random), so each commit rewrites most of its pages;
+        // halving its entries cut a 1 M-row import's writes by a fifth. A value that is not
+        // lower-case hex stays text, so every value reads back exactly as written.
+        concat!(
+            "UPDATE records SET holder_hash = ",
+            packed!("holder_hash"),
+            " WHERE typeof(holder_hash) = 'text';"
+        ),
     ),
 ];
 
@@ -152,55 +185,14 @@ impl SqliteStore {
 
     fn init(mut conn: Connection, path: Option<&Path>) -> Result<SqliteStore, StoreError> {
         conn.busy_timeout(Duration::from_secs(60)).map_err(db)?;
-        // 8 KiB pages for a new file (an existing file keeps its own): fewer, larger pages
-        // mean shallower b-trees and fewer page splits under bulk inserts.
-        conn.pragma_update(None, "page_size", 8192).map_err(db)?;
-        // WAL: readers never block the writer; NORMAL sync: a killed process loses no
-        // committed transaction (only a power loss could lose the last ones).
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(db)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(db)?;
-        // Up to 256 MiB of page cache: an import touches the holder index at random, and a
-        // page found in cache is a read saved.
-        conn.pragma_update(None, "cache_size", -262144)
-            .map_err(db)?;
-        // The checkpointer thread copies the WAL into the database file, off the writer's
-        // thread; the writer checkpoints itself only if that falls far behind (1.6 GB of
-        // WAL). A WAL file over 512 MiB shrinks back after a checkpoint; below that it is
-        // reused as it is, since growing it again (allocating and zeroing blocks) costs the
-        // writer more than the disk space saved.
-        conn.pragma_update(None, "wal_autocheckpoint", 200_000)
-            .map_err(db)?;
-        conn.pragma_update(None, "journal_size_limit", 512i64 << 20)
-            .map_err(db)?;
-        conn.pragma_update(None, "mmap_size", 268435456i64)
-            .map_err(db)?;
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(db)?;
-        tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_version(version INTEGER NOT NULL)")
-            .map_err(db)?;
-        let current: i64 = tx
-            .query_row(
-                "SELECT coalesce(max(version), 0) FROM schema_version",
-                [],
-                |r| r.get(0),
-            )
-            .map_err(db)?;
-        let latest = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
+        retry_busy(|| configure(&conn)).map_err(db)?;
+        let (current, latest) = retry_busy(|| migrate(&mut conn)).map_err(db)?;
         if current > latest {
             return Err(StoreError::SchemaTooNew {
                 found: current,
                 supported: latest,
             });
         }
-        for (version, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
-            tx.execute_batch(sql).map_err(db)?;
-            tx.execute("INSERT INTO schema_version(version) VALUES (?1)", [version])
-                .map_err(db)?;
-        }
-        tx.commit().map_err(db)?;
         let checkpointer = match path {
             Some(p) => Some(Checkpointer::spawn(p)?),
             None => None,
@@ -209,11 +201,111 @@ impl SqliteStore {
     }
 }
 
+/// Runs `f` again while SQLite answers SQLITE_BUSY without waiting through the busy handler,
+/// as it does to a connection whose wait could deadlock: processes opening a new ledger file
+/// at once (one sets its journal mode and migrates it, the others must wait their turn).
+fn retry_busy<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        match f() {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            result => return result,
+        }
+    }
+}
+
+/// The connection's settings.
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    // 8 KiB pages for a new file (an existing file keeps its own): fewer, larger pages
+    // mean shallower b-trees and fewer page splits under bulk inserts.
+    conn.pragma_update(None, "page_size", 8192)?;
+    // WAL: readers never block the writer; NORMAL sync: a killed process loses no
+    // committed transaction (only a power loss could lose the last ones).
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // Up to 256 MiB of page cache: an import touches the holder index at random, and a
+    // page found in cache is a read saved.
+    conn.pragma_update(None, "cache_size", -262144)?;
+    // The checkpointer thread copies the WAL into the database file, off the writer's
+    // thread; the writer checkpoints itself only if that falls far behind (1.6 GB of
+    // WAL). A WAL file over 512 MiB shrinks back after a checkpoint; below that it is
+    // reused as it is, since growing it again (allocating and zeroing blocks) costs the
+    // writer more than the disk space saved.
+    conn.pragma_update(None, "wal_autocheckpoint", 200_000)?;
+    conn.pragma_update(None, "journal_size_limit", 512i64 << 20)?;
+    conn.pragma_update(None, "mmap_size", 268435456i64)
+}
+
+/// Applies the pending migrations in one transaction; the schema version found and the
+/// newest this program knows (a newer one found is left alone).
+fn migrate(conn: &mut Connection) -> rusqlite::Result<(i64, i64)> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_version(version INTEGER NOT NULL)")?;
+    let current: i64 = tx.query_row(
+        "SELECT coalesce(max(version), 0) FROM schema_version",
+        [],
+        |r| r.get(0),
+    )?;
+    let latest = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
+    if current > latest {
+        return Ok((current, latest));
+    }
+    for (version, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
+        tx.execute_batch(sql)?;
+        tx.execute("INSERT INTO schema_version(version) VALUES (?1)", [version])?;
+    }
+    tx.commit()?;
+    Ok((current, latest))
+}
+
+/// A holder hash as stored (schema 3, [`packed!`]): lower-case hex of even length as the
+/// bytes it spells (half the size), any other text as it is. A 64-digit hash, as the
+/// vault makes them, is decoded into `buf` rather than a new allocation.
+fn pack<'a>(hash: &'a str, buf: &'a mut [u8; 32]) -> ToSqlOutput<'a> {
+    let hex_digits = hash.len().is_multiple_of(2)
+        && hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    if !hex_digits {
+        return ToSqlOutput::Borrowed(ValueRef::Text(hash.as_bytes()));
+    }
+    match hex::decode_to_slice(hash, buf) {
+        Ok(()) => ToSqlOutput::Borrowed(ValueRef::Blob(buf)),
+        Err(_) => ToSqlOutput::Owned(rusqlite::types::Value::Blob(
+            hex::decode(hash).expect("checked: hex digits, even length"),
+        )),
+    }
+}
+
+/// A value of an indexed field as stored.
+fn stored<'a>(field: Field, value: &'a str, buf: &'a mut [u8; 32]) -> ToSqlOutput<'a> {
+    match field {
+        Field::HolderHash => pack(value, buf),
+        Field::Unit => ToSqlOutput::Borrowed(ValueRef::Text(value.as_bytes())),
+    }
+}
+
+/// A stored holder hash, read back as the text it was written as.
+struct StoredHolder(Option<String>);
+
+impl FromSql for StoredHolder {
+    fn column_result(v: ValueRef<'_>) -> FromSqlResult<StoredHolder> {
+        match v {
+            ValueRef::Null => Ok(StoredHolder(None)),
+            ValueRef::Blob(bytes) => Ok(StoredHolder(Some(hex::encode(bytes)))),
+            text => String::column_result(text).map(|t| StoredHolder(Some(t))),
+        }
+    }
+}
+
 fn row_to_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawRecord> {
     Ok((
         row.get(0)?,
         row.get(1)?,
-        row.get(2)?,
+        row.get::<_, StoredHolder>(2)?.0,
         row.get(3)?,
         row.get(4)?,
         row.get(5)?,
@@ -251,21 +343,24 @@ fn to_record(raw: RawRecord) -> Result<Record, StoreError> {
     })
 }
 
-/// Records with their bodies (the `after` of the event each points at), then `$tail`: a
-/// literal, so each statement's text is built once, at compile time.
+/// Records with their bodies (the `after` of the event each points at): `$tail` is the rest
+/// of the statement after `FROM records r`, as literals, so each statement's text is built
+/// once, at compile time.
 macro_rules! select_records {
-    ($tail:literal) => {
+    ($($tail:tt)*) => {
         concat!(
             "SELECT r.kind, r.key, r.holder_hash, r.unit, r.subtype, r.state, e.after
-             FROM records r JOIN events e ON e.seq = r.seq ",
-            $tail
+             FROM records r ",
+            $($tail)*
         )
     };
 }
 
 fn get(conn: &Connection, kind: Kind, key: &str) -> Result<Option<Record>, StoreError> {
     let mut st = conn
-        .prepare_cached(select_records!("WHERE r.kind = ?1 AND r.key = ?2"))
+        .prepare_cached(select_records!(
+            "JOIN events e ON e.seq = r.seq WHERE r.kind = ?1 AND r.key = ?2"
+        ))
         .map_err(db)?;
     let raw = st
         .query_row(params![kind.as_str(), key], row_to_record)
@@ -293,6 +388,20 @@ fn count_sql(field: Field) -> &'static str {
     }
 }
 
+/// Records of a kind by an indexed field, with their bodies, by key.
+fn find_sql(field: Field) -> &'static str {
+    match field {
+        Field::HolderHash => select_records!(
+            "INDEXED BY records_by_holder JOIN events e ON e.seq = r.seq
+             WHERE r.kind = ?1 AND r.holder_hash = ?2 ORDER BY r.key"
+        ),
+        Field::Unit => select_records!(
+            "INDEXED BY records_by_unit JOIN events e ON e.seq = r.seq
+             WHERE r.kind = ?1 AND r.unit = ?2 ORDER BY r.key"
+        ),
+    }
+}
+
 /// Writes a record, replacing one with its key.
 const UPSERT_RECORD: &str = "INSERT INTO records(kind, key, holder_hash, unit, subtype, state, seq)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
@@ -300,9 +409,12 @@ const UPSERT_RECORD: &str = "INSERT INTO records(kind, key, holder_hash, unit, s
       unit = excluded.unit, subtype = excluded.subtype, state = excluded.state,
       seq = excluded.seq";
 /// The subscriber cards of the holders in ?1, a JSON array of holder hashes.
-const HOLDINGS_OF: &str = "SELECT holder_hash, key, subtype, state FROM records
-    INDEXED BY records_by_holder
-    WHERE kind = 'subscribers' AND holder_hash IN (SELECT value FROM json_each(?1))";
+const HOLDINGS_OF: &str = concat!(
+    "SELECT holder_hash, key, subtype, state FROM records INDEXED BY records_by_holder
+    WHERE kind = 'subscribers' AND holder_hash IN (SELECT ",
+    packed!("value"),
+    " FROM json_each(?1))"
+);
 /// Appends an event.
 const INSERT_EVENT: &str = "INSERT INTO events(seq, ts, actor, command, kind, key, before, after)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
@@ -379,11 +491,12 @@ impl SqliteTx<'_> {
         } else {
             (&mut self.hot.insert_new_record, INSERT_NEW_RECORD)
         };
+        let mut buf = [0; 32];
         hot(self.conn, slot, sql)?
             .execute(params![
                 r.kind.as_str(),
                 r.key,
-                r.holder_hash,
+                r.holder_hash.map(|h| pack(h, &mut buf)),
                 r.unit,
                 r.subtype,
                 r.state,
@@ -426,15 +539,12 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn find(&mut self, kind: Kind, field: Field, value: &str) -> Result<Vec<Record>, StoreError> {
-        let sql = match field {
-            Field::HolderHash => {
-                select_records!("WHERE r.kind = ?1 AND r.holder_hash = ?2 ORDER BY r.key")
-            }
-            Field::Unit => select_records!("WHERE r.kind = ?1 AND r.unit = ?2 ORDER BY r.key"),
-        };
-        let mut st = self.tx.prepare_cached(sql).map_err(db)?;
+        let mut st = self.tx.prepare_cached(find_sql(field)).map_err(db)?;
         let rows = st
-            .query_map(params![kind.as_str(), value], row_to_record)
+            .query_map(
+                params![kind.as_str(), stored(field, value, &mut [0; 32])],
+                row_to_record,
+            )
             .map_err(db)?;
         rows.map(|r| r.map_err(db).and_then(to_record)).collect()
     }
@@ -451,7 +561,7 @@ impl Tx for SqliteTx<'_> {
             .query_row(
                 params![
                     q.kind.as_str(),
-                    q.value,
+                    stored(q.field, q.value, &mut [0; 32]),
                     q.subtype,
                     q.exclude_state,
                     q.exclude_key
@@ -492,7 +602,8 @@ impl Tx for SqliteTx<'_> {
             .query([list])
             .map_err(db)?;
         while let Some(row) = rows.next().map_err(db)? {
-            found.entry(row.get(0).map_err(db)?).or_default().push((
+            let holder = row.get::<_, StoredHolder>(0).map_err(db)?.0;
+            found.entry(holder.unwrap_or_default()).or_default().push((
                 row.get(1).map_err(db)?,
                 row.get(2).map_err(db)?,
                 row.get(3).map_err(db)?,
@@ -583,7 +694,9 @@ impl Store for SqliteStore {
     fn scan(&mut self, kind: Kind) -> Result<Vec<Record>, StoreError> {
         let mut st = self
             .conn
-            .prepare_cached(select_records!("WHERE r.kind = ?1 ORDER BY r.key"))
+            .prepare_cached(select_records!(
+                "JOIN events e ON e.seq = r.seq WHERE r.kind = ?1 ORDER BY r.key"
+            ))
             .map_err(db)?;
         let rows = st.query_map([kind.as_str()], row_to_record).map_err(db)?;
         rows.map(|r| r.map_err(db).and_then(to_record)).collect()
@@ -640,8 +753,86 @@ impl Store for SqliteStore {
 mod tests {
     use super::*;
 
-    /// A ledger written by schema 1 (bodies in the records table) opens under schema 2 with
-    /// every record and its history as they were.
+    /// Lookups by holder and by unit seek their index on both columns (a scan of the kind
+    /// would pass unnoticed by results, only by time).
+    #[test]
+    fn lookups_by_holder_and_unit_seek_their_index() {
+        let store = SqliteStore::in_memory().unwrap();
+        let plan = |sql: &str| -> String {
+            let mut st = store
+                .conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap();
+            // Parameters left unbound (NULL): the plan does not depend on their values.
+            let mut rows = st.raw_query();
+            let mut steps = Vec::new();
+            while let Some(row) = rows.next().unwrap() {
+                steps.push(row.get::<_, String>(3).unwrap());
+            }
+            steps.join("; ")
+        };
+        for sql in [
+            count_sql(Field::HolderHash),
+            find_sql(Field::HolderHash),
+            HOLDINGS_OF,
+        ] {
+            let p = plan(sql);
+            assert!(
+                p.contains("records_by_holder (kind=? AND holder_hash=?)"),
+                "{p}\n{sql}"
+            );
+        }
+        for sql in [count_sql(Field::Unit), find_sql(Field::Unit)] {
+            let p = plan(sql);
+            assert!(p.contains("records_by_unit (kind=? AND unit=?)"), "{p}");
+        }
+    }
+
+    /// Holder hashes are stored packed and read back exactly as written, hex or not.
+    #[test]
+    fn holder_hashes_read_back_as_written() {
+        let mut store = SqliteStore::in_memory().unwrap();
+        let hex = "8b23a1d4542600c27db8b261f8cebb7c9a2d6b2e60b2bf9d6ecaf304769ddbe5";
+        let odd = ["h1", "ABCD", "abc", ""];
+        let mut tx = store.begin().unwrap();
+        let change = Change {
+            ts: "2026-01-01T00:00:00+08:00",
+            actor: "t",
+            command: "import",
+            before: &Value::Null,
+        };
+        for (i, h) in std::iter::once(hex).chain(odd).enumerate() {
+            let key = format!("+861380000000{i}");
+            let c = Columns {
+                kind: Kind::Subscribers,
+                key: &key,
+                holder_hash: Some(h),
+                unit: None,
+                subtype: Some("mobile"),
+                state: Some("active"),
+            };
+            assert!(tx.write_new(&c, "{}", &change).unwrap());
+            assert_eq!(
+                tx.find(Kind::Subscribers, Field::HolderHash, h).unwrap()[0].key,
+                key
+            );
+            let r = tx.get(Kind::Subscribers, &key).unwrap().unwrap();
+            assert_eq!(r.holder_hash.as_deref(), Some(h));
+        }
+        tx.commit().unwrap();
+        let stored: String = store
+            .conn
+            .query_row(
+                "SELECT typeof(holder_hash) FROM records WHERE key = '+8613800000000'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(stored, "blob");
+    }
+
+    /// A ledger written by schema 1 (bodies in the records table) opens under the latest
+    /// schema with every record and its history as they were.
     #[test]
     fn schema_1_ledger_migrates_keeping_records_and_history() {
         let dir = tempfile::tempdir().unwrap();
@@ -661,6 +852,12 @@ mod tests {
                      '+8613800138000', '{\"state\":\"suspended\"}', '{\"state\":\"active\"}'),
                     ('2026-01-03T00:00:00+08:00', 'ops', 'pii_revealed', 'subscribers',
                      '+8613800138000', 'null', 'null');
+                 INSERT INTO records VALUES ('subscribers', '+8613800138001',
+                    '8b23a1d4542600c27db8b261f8cebb7c9a2d6b2e60b2bf9d6ecaf304769ddbe5', NULL,
+                    'mobile', 'active', '{}');
+                 INSERT INTO events(ts, actor, command, kind, key, before, after) VALUES
+                    ('2026-01-01T00:00:00+08:00', 'ops', 'import', 'subscribers',
+                     '+8613800138001', 'null', '{}');
                  -- A record without a matching event (written outside the ledger's rules).
                  INSERT INTO records VALUES ('units', '91110000600037341L', 'h2', NULL,
                     'enterprise', NULL, '{\"name\":\"x\"}');",
@@ -674,6 +871,22 @@ mod tests {
             .unwrap();
         assert_eq!(card.body, serde_json::json!({"state": "active"}));
         assert_eq!(card.holder_hash.as_deref(), Some("h1"));
+        // A hex holder hash is packed by schema 3 and reads back the same.
+        let hex = "8b23a1d4542600c27db8b261f8cebb7c9a2d6b2e60b2bf9d6ecaf304769ddbe5";
+        let packed: String = store
+            .conn
+            .query_row(
+                "SELECT typeof(holder_hash) FROM records WHERE key = '+8613800138001'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(packed, "blob");
+        let other = store
+            .get(Kind::Subscribers, "+8613800138001")
+            .unwrap()
+            .unwrap();
+        assert_eq!(other.holder_hash.as_deref(), Some(hex));
         let commands: Vec<String> = store
             .history(Kind::Subscribers, "+8613800138000")
             .unwrap()
@@ -696,6 +909,17 @@ mod tests {
                 kind: Kind::Subscribers,
                 field: Field::HolderHash,
                 value: "h1",
+                subtype: Some("mobile"),
+                exclude_state: "terminated",
+                exclude_key: "",
+            })
+            .unwrap();
+        assert_eq!(n, 1);
+        let n = tx
+            .count(&CountQuery {
+                kind: Kind::Subscribers,
+                field: Field::HolderHash,
+                value: hex,
                 subtype: Some("mobile"),
                 exclude_state: "terminated",
                 exclude_key: "",
