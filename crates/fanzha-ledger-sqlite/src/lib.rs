@@ -280,6 +280,11 @@ fn pack<'a>(hash: &'a str, buf: &'a mut [u8; 32]) -> ToSqlOutput<'a> {
     }
 }
 
+/// Whether [`pack`] stores `hash` as bytes: lower-case hex of even length.
+fn packs(hash: &str) -> bool {
+    hash.len().is_multiple_of(2) && hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// A value of an indexed field as stored.
 fn stored<'a>(field: Field, value: &'a str, buf: &'a mut [u8; 32]) -> ToSqlOutput<'a> {
     match field {
@@ -408,13 +413,12 @@ const UPSERT_RECORD: &str = "INSERT INTO records(kind, key, holder_hash, unit, s
     ON CONFLICT(kind, key) DO UPDATE SET holder_hash = excluded.holder_hash,
       unit = excluded.unit, subtype = excluded.subtype, state = excluded.state,
       seq = excluded.seq";
-/// The subscriber cards of the holders in ?1, a JSON array of holder hashes.
-const HOLDINGS_OF: &str = concat!(
+/// The subscriber cards of the holders in ?1 and ?2, JSON arrays of holder hashes: those
+/// stored packed (see [`pack`]) and the others.
+const HOLDINGS_OF: &str =
     "SELECT holder_hash, key, subtype, state FROM records INDEXED BY records_by_holder
-    WHERE kind = 'subscribers' AND holder_hash IN (SELECT ",
-    packed!("value"),
-    " FROM json_each(?1))"
-);
+    WHERE kind = 'subscribers' AND holder_hash IN
+      (SELECT unhex(value) FROM json_each(?1) UNION ALL SELECT value FROM json_each(?2))";
 /// Appends an event.
 const INSERT_EVENT: &str = "INSERT INTO events(seq, ts, actor, command, kind, key, before, after)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
@@ -596,10 +600,11 @@ impl Tx for SqliteTx<'_> {
         if wanted.is_empty() {
             return Ok(());
         }
-        let mut found: std::collections::HashMap<String, Vec<_>> = Default::default();
-        let list = serde_json::to_string(&wanted).expect("strings serialise");
+        let mut found: rustc_hash::FxHashMap<String, Vec<_>> = Default::default();
+        let (packed, other): (Vec<&str>, Vec<&str>) = wanted.iter().partition(|h| packs(h));
+        let json = |list: Vec<&str>| serde_json::to_string(&list).expect("strings serialise");
         let mut rows = hot(self.conn, &mut self.hot.holdings_of, HOLDINGS_OF)?
-            .query([list])
+            .query([json(packed), json(other)])
             .map_err(db)?;
         while let Some(row) = rows.next().map_err(db)? {
             let holder = row.get::<_, StoredHolder>(0).map_err(db)?.0;
@@ -820,6 +825,26 @@ mod tests {
             assert_eq!(r.holder_hash.as_deref(), Some(h));
         }
         tx.commit().unwrap();
+        // Read ahead in one query (packed and unpacked alike), then counted from memory.
+        let mut tx = store.begin().unwrap();
+        let all: Vec<String> = std::iter::once(hex)
+            .chain(odd)
+            .map(str::to_string)
+            .chain(["absent".to_string()])
+            .collect();
+        tx.prefetch(Kind::Subscribers, &[], &all).unwrap();
+        for h in &all {
+            let q = CountQuery {
+                kind: Kind::Subscribers,
+                field: Field::HolderHash,
+                value: h,
+                subtype: Some("mobile"),
+                exclude_state: "terminated",
+                exclude_key: "",
+            };
+            assert_eq!(tx.count(&q).unwrap(), u64::from(h != "absent"), "{h}");
+        }
+        drop(tx);
         let stored: String = store
             .conn
             .query_row(
