@@ -513,8 +513,8 @@ impl Tx for PgTx<'_> {
     fn prefetch(
         &mut self,
         kind: Kind,
-        keys: &[String],
-        holder_hashes: &[String],
+        keys: &[&str],
+        holder_hashes: &[&str],
     ) -> Result<(), StoreError> {
         // Locks first, in sorted order (no deadlock between concurrent batches), then reads.
         let mut scopes: Vec<String> = holder_hashes
@@ -537,9 +537,10 @@ impl Tx for PgTx<'_> {
                 .map_err(db)?;
             self.locked.extend(scopes);
         }
-        let keys: Vec<&String> = keys
+        let keys: Vec<&str> = keys
             .iter()
-            .filter(|k| !self.read.contains_key(&(kind, (*k).clone())))
+            .copied()
+            .filter(|k| !self.read.contains_key(&(kind, k.to_string())))
             .collect();
         if !keys.is_empty() {
             let rows = self
@@ -553,14 +554,14 @@ impl Tx for PgTx<'_> {
                 )
                 .map_err(db)?;
             for k in &keys {
-                self.read.insert((kind, (*k).clone()), None);
+                self.read.insert((kind, k.to_string()), None);
             }
             for row in &rows {
                 let r = to_record(row)?;
                 self.read.insert((kind, r.key.clone()), Some(r));
             }
         }
-        let mut hashes: Vec<&String> = holder_hashes.iter().collect();
+        let mut hashes: Vec<&str> = holder_hashes.to_vec();
         hashes.sort();
         hashes.dedup();
         if !hashes.is_empty() {
@@ -577,7 +578,7 @@ impl Tx for PgTx<'_> {
                 .map_err(db)?;
             for h in &hashes {
                 self.lists.insert(
-                    (Kind::Subscribers, Field::HolderHash, (*h).clone()),
+                    (Kind::Subscribers, Field::HolderHash, h.to_string()),
                     Vec::new(),
                 );
             }

@@ -16,9 +16,12 @@ use rustc_hash::FxHashMap;
 #[derive(Debug)]
 struct Member {
     key: Box<str>,
-    subtype: Option<Box<str>>,
-    state: Option<Box<str>>,
+    subtype: Option<Name>,
+    state: Option<Name>,
 }
+
+/// A sub-type or state: a handful of words shared by every member (see [`Holdings::name`]).
+type Name = std::rc::Rc<str>;
 
 /// The known lists of one transaction: (kind, field) → value → the records found under it.
 /// Fx-hashed: the keys are the database's own values, and SipHash's flooding protection
@@ -26,6 +29,8 @@ struct Member {
 #[derive(Debug, Default)]
 pub(crate) struct Holdings {
     lists: FxHashMap<(Kind, Field), FxHashMap<String, Vec<Member>>>,
+    /// The sub-types and states met so far, each allocated once.
+    names: Vec<Name>,
 }
 
 const FIELDS: [Field; 2] = [Field::HolderHash, Field::Unit];
@@ -38,6 +43,16 @@ fn value_of<'a>(c: &Columns<'a>, field: Field) -> Option<&'a str> {
 }
 
 impl Holdings {
+    /// `word` as a shared [`Name`].
+    fn name(&mut self, word: &str) -> Name {
+        if let Some(n) = self.names.iter().find(|n| &***n == word) {
+            return n.clone();
+        }
+        let n: Name = word.into();
+        self.names.push(n.clone());
+        n
+    }
+
     /// Whether any list is known (if not, writes need not be followed).
     pub(crate) fn is_empty(&self) -> bool {
         self.lists.is_empty()
@@ -60,19 +75,21 @@ impl Holdings {
         value: &str,
         records: Vec<(String, Option<String>, Option<String>)>,
     ) {
-        let lists = self.lists.entry((kind, field)).or_default();
-        if lists.contains_key(value) {
+        if self.knows(kind, field, value) {
             return;
         }
         let list = records
             .into_iter()
             .map(|(key, subtype, state)| Member {
                 key: key.into(),
-                subtype: subtype.map(Into::into),
-                state: state.map(Into::into),
+                subtype: subtype.map(|s| self.name(&s)),
+                state: state.map(|s| self.name(&s)),
             })
             .collect();
-        lists.insert(value.to_string(), list);
+        self.lists
+            .entry((kind, field))
+            .or_default()
+            .insert(value.to_string(), list);
     }
 
     /// A record written in the transaction whose columns were `before` (None when it is
@@ -85,13 +102,19 @@ impl Holdings {
                     members.retain(|m| &*m.key != c.key);
                 }
             }
-            if let Some(members) = value_of(c, field).and_then(|v| self.list_mut(c.kind, field, v))
-            {
-                members.push(Member {
-                    key: c.key.into(),
-                    subtype: c.subtype.map(Into::into),
-                    state: c.state.map(Into::into),
-                });
+            let Some(value) = value_of(c, field) else {
+                continue;
+            };
+            if self.list_mut(c.kind, field, value).is_none() {
+                continue;
+            }
+            let member = Member {
+                key: c.key.into(),
+                subtype: c.subtype.map(|s| self.name(s)),
+                state: c.state.map(|s| self.name(s)),
+            };
+            if let Some(members) = self.list_mut(c.kind, field, value) {
+                members.push(member);
             }
         }
     }

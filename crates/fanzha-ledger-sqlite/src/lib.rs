@@ -587,12 +587,12 @@ impl Tx for SqliteTx<'_> {
     fn prefetch(
         &mut self,
         _kind: Kind,
-        _keys: &[String],
-        holder_hashes: &[String],
+        _keys: &[&str],
+        holder_hashes: &[&str],
     ) -> Result<(), StoreError> {
         let mut wanted: Vec<&str> = holder_hashes
             .iter()
-            .map(String::as_str)
+            .copied()
             .filter(|h| !self.holdings.knows(Kind::Subscribers, Field::HolderHash, h))
             .collect();
         wanted.sort_unstable();
@@ -827,11 +827,7 @@ mod tests {
         tx.commit().unwrap();
         // Read ahead in one query (packed and unpacked alike), then counted from memory.
         let mut tx = store.begin().unwrap();
-        let all: Vec<String> = std::iter::once(hex)
-            .chain(odd)
-            .map(str::to_string)
-            .chain(["absent".to_string()])
-            .collect();
+        let all: Vec<&str> = std::iter::once(hex).chain(odd).chain(["absent"]).collect();
         tx.prefetch(Kind::Subscribers, &[], &all).unwrap();
         for h in &all {
             let q = CountQuery {
@@ -842,7 +838,7 @@ mod tests {
                 exclude_state: "terminated",
                 exclude_key: "",
             };
-            assert_eq!(tx.count(&q).unwrap(), u64::from(h != "absent"), "{h}");
+            assert_eq!(tx.count(&q).unwrap(), u64::from(*h != "absent"), "{h}");
         }
         drop(tx);
         let stored: String = store

@@ -11,6 +11,7 @@ use crate::store::{Change, Columns, Event, Record, Store, StoreError, Tx};
 use fanzha_model::Date;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
 /// Rows applied per transaction on import (at most). Large on purpose: keyed hashes put a
@@ -310,26 +311,32 @@ fn refused_row(reject: Reject, line: u64) -> Result<Option<RowRefusal>, StoreErr
 }
 
 /// What a prepared row will read, for [`Tx::prefetch`].
-fn prepared_hint(
+fn prepared_hint<'p>(
     kind: Kind,
-    prepared: &PreparedRow,
+    prepared: &'p PreparedRow,
     columns: &HashMap<String, usize>,
     vault: &PiiVault,
-) -> (Option<String>, Option<String>) {
+) -> (Option<Cow<'p, str>>, Option<Cow<'p, str>>) {
     match prepared {
         PreparedRow::Subscriber(SubscriberPlan::Checked {
             tail: Ok(record),
             holder_limit,
             ..
-        }) => (Some(record.key.clone()), holder_limit.clone()),
-        PreparedRow::Row(rec) => hint(
-            kind,
-            &CsvRow {
-                columns,
-                record: rec,
-            },
-            vault,
+        }) => (
+            Some(Cow::Borrowed(&record.key)),
+            holder_limit.as_deref().map(Cow::Borrowed),
         ),
+        PreparedRow::Row(rec) => {
+            let (k, h) = hint(
+                kind,
+                &CsvRow {
+                    columns,
+                    record: rec,
+                },
+                vault,
+            );
+            (k.map(Cow::Owned), h.map(Cow::Owned))
+        }
         _ => (None, None),
     }
 }
@@ -511,15 +518,12 @@ impl<S: Store> Ledger<S> {
         };
         if !row_by_row {
             let mut tx = self.store.begin()?;
-            let (mut keys, mut holders) = (
-                Vec::with_capacity(batch.len()),
-                Vec::with_capacity(batch.len()),
-            );
-            for (_, prepared) in batch {
-                let (k, h) = prepared_hint(kind, prepared, columns, &self.vault);
-                keys.extend(k);
-                holders.extend(h);
-            }
+            let hints: Vec<_> = batch
+                .iter()
+                .map(|(_, prepared)| prepared_hint(kind, prepared, columns, &self.vault))
+                .collect();
+            let keys: Vec<&str> = hints.iter().filter_map(|(k, _)| k.as_deref()).collect();
+            let holders: Vec<&str> = hints.iter().filter_map(|(_, h)| h.as_deref()).collect();
             tx.prefetch(kind, &keys, &holders)?;
             for (line, prepared) in batch {
                 tally(process_row(

@@ -177,8 +177,8 @@ pub trait Tx {
     fn prefetch(
         &mut self,
         _kind: Kind,
-        _keys: &[String],
-        _holder_hashes: &[String],
+        _keys: &[&str],
+        _holder_hashes: &[&str],
     ) -> Result<(), StoreError> {
         Ok(())
     }
