@@ -211,7 +211,15 @@ fn disposal_blocks_in_screening_and_appeal_lifts_it() {
     );
     assert!(String::from_utf8_lossy(&o.stdout).contains("suspend_and_block"));
     let calls = dir.path().join("calls.jsonl");
-    std::fs::write(&calls, "{\"id\":\"x\",\"ts\":\"2026-11-30T09:00:00+08:00\",\"trunk\":\"ic-telecom\",\"caller\":\"13500001111\",\"callee\":\"13912345678\"}\n").unwrap();
+    // An appeal lifts the block as of the moment it is made (the real clock): the call
+    // comes a day later, so that it is after the lift on any day the test runs.
+    let call_ts = (chrono::Utc::now() + chrono::Duration::days(1))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    std::fs::write(
+        &calls,
+        format!("{{\"id\":\"x\",\"ts\":\"{call_ts}\",\"trunk\":\"ic-telecom\",\"caller\":\"13500001111\",\"callee\":\"13912345678\"}}\n"),
+    )
+    .unwrap();
     let o = fanzha_in(dir.path(), &["screen", "--calls", calls.to_str().unwrap()]);
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(
