@@ -24,8 +24,8 @@ struct Member {
 type Name = std::rc::Rc<str>;
 
 /// The known lists of one transaction: (kind, field) → value → the records found under it.
-/// Fx-hashed: the keys are the database's own values, and SipHash's flooding protection
-/// cost an import more than the lookups themselves.
+/// Fx-hashed: the values are keyed hashes, which nobody without the key can steer into
+/// collisions, and SipHash's flooding protection cost an import more than the lookups.
 #[derive(Debug, Default)]
 pub(crate) struct Holdings {
     lists: FxHashMap<(Kind, Field), FxHashMap<String, Vec<Member>>>,

@@ -233,9 +233,11 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "cache_size", -262144)?;
     // The checkpointer thread copies the WAL into the database file, off the writer's
     // thread; the writer checkpoints itself only if that falls far behind (1.6 GB of
-    // WAL). A WAL file over 512 MiB shrinks back after a checkpoint; below that it is
+    // WAL). A WAL file over 512 MiB shrinks back when the WAL restarts; below that it is
     // reused as it is, since growing it again (allocating and zeroing blocks) costs the
-    // writer more than the disk space saved.
+    // writer more than the disk space saved. (The WAL restarts only when a write begins
+    // with every frame copied, so during a long import, whose next batch begins as soon as
+    // the last commits, it keeps growing: 1.3 GB for a million subscribers.)
     conn.pragma_update(None, "wal_autocheckpoint", 200_000)?;
     conn.pragma_update(None, "journal_size_limit", 512i64 << 20)?;
     conn.pragma_update(None, "mmap_size", 268435456i64)
