@@ -495,18 +495,19 @@ impl Tx for PgTx<'_> {
 
     fn lock(&mut self, scope: std::fmt::Arguments<'_>) -> Result<(), StoreError> {
         let scope = scope.to_string();
-        if !self.locked.contains(&scope) {
-            self.locked.insert(scope.clone());
-            self.tx
-                .execute(
-                    &format!("SELECT pg_advisory_xact_lock({LOCK_CLASS}, {LOCK_BUCKET}) FROM (SELECT $1::text AS s) t"),
-                    &[&scope],
-                )
-                .map_err(db)?;
-            // Anything read about this subject before the lock may be stale.
-            self.lists
-                .retain(|(_, _, v), _| !scope.contains(v.as_str()));
+        if self.locked.contains(&scope) {
+            return Ok(());
         }
+        self.tx
+            .execute(
+                &format!("SELECT pg_advisory_xact_lock({LOCK_CLASS}, {LOCK_BUCKET}) FROM (SELECT $1::text AS s) t"),
+                &[&scope],
+            )
+            .map_err(db)?;
+        // Anything read about this subject before the lock may be stale.
+        self.lists
+            .retain(|(_, _, v), _| !scope.contains(v.as_str()));
+        self.locked.insert(scope);
         Ok(())
     }
 

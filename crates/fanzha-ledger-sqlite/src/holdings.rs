@@ -20,7 +20,7 @@ struct Member {
     state: Option<Name>,
 }
 
-/// A sub-type or state: a handful of words shared by every member (see [`Holdings::name`]).
+/// A sub-type or state: a handful of words shared by every member (see [`Names`]).
 type Name = std::rc::Rc<str>;
 
 /// The known lists of one transaction: (kind, field) → value → the records found under it.
@@ -29,8 +29,23 @@ type Name = std::rc::Rc<str>;
 #[derive(Debug, Default)]
 pub(crate) struct Holdings {
     lists: FxHashMap<(Kind, Field), FxHashMap<String, Vec<Member>>>,
-    /// The sub-types and states met so far, each allocated once.
-    names: Vec<Name>,
+    names: Names,
+}
+
+/// The sub-types and states met so far, each allocated once.
+#[derive(Debug, Default)]
+struct Names(Vec<Name>);
+
+impl Names {
+    /// `word` as a shared [`Name`].
+    fn get(&mut self, word: &str) -> Name {
+        if let Some(n) = self.0.iter().find(|n| &***n == word) {
+            return n.clone();
+        }
+        let n: Name = word.into();
+        self.0.push(n.clone());
+        n
+    }
 }
 
 const FIELDS: [Field; 2] = [Field::HolderHash, Field::Unit];
@@ -43,16 +58,6 @@ fn value_of<'a>(c: &Columns<'a>, field: Field) -> Option<&'a str> {
 }
 
 impl Holdings {
-    /// `word` as a shared [`Name`].
-    fn name(&mut self, word: &str) -> Name {
-        if let Some(n) = self.names.iter().find(|n| &***n == word) {
-            return n.clone();
-        }
-        let n: Name = word.into();
-        self.names.push(n.clone());
-        n
-    }
-
     /// Whether any list is known (if not, writes need not be followed).
     pub(crate) fn is_empty(&self) -> bool {
         self.lists.is_empty()
@@ -82,8 +87,8 @@ impl Holdings {
             .into_iter()
             .map(|(key, subtype, state)| Member {
                 key: key.into(),
-                subtype: subtype.map(|s| self.name(&s)),
-                state: state.map(|s| self.name(&s)),
+                subtype: subtype.map(|s| self.names.get(&s)),
+                state: state.map(|s| self.names.get(&s)),
             })
             .collect();
         self.lists
@@ -97,30 +102,22 @@ impl Holdings {
     /// ones, with its new sub-type and state.
     pub(crate) fn wrote(&mut self, c: &Columns<'_>, before: Option<&Columns<'_>>) {
         for field in FIELDS {
-            if let Some(old) = before.and_then(|b| value_of(b, field)) {
-                if let Some(members) = self.list_mut(c.kind, field, old) {
-                    members.retain(|m| &*m.key != c.key);
-                }
+            let lists = self.lists.get_mut(&(c.kind, field));
+            if let Some(members) = before
+                .and_then(|b| value_of(b, field))
+                .and_then(|old| lists?.get_mut(old))
+            {
+                members.retain(|m| &*m.key != c.key);
             }
-            let Some(value) = value_of(c, field) else {
-                continue;
-            };
-            if self.list_mut(c.kind, field, value).is_none() {
-                continue;
-            }
-            let member = Member {
-                key: c.key.into(),
-                subtype: c.subtype.map(|s| self.name(s)),
-                state: c.state.map(|s| self.name(s)),
-            };
-            if let Some(members) = self.list_mut(c.kind, field, value) {
-                members.push(member);
+            let lists = self.lists.get_mut(&(c.kind, field));
+            if let Some(members) = value_of(c, field).and_then(|v| lists?.get_mut(v)) {
+                members.push(Member {
+                    key: c.key.into(),
+                    subtype: c.subtype.map(|s| self.names.get(s)),
+                    state: c.state.map(|s| self.names.get(s)),
+                });
             }
         }
-    }
-
-    fn list_mut(&mut self, kind: Kind, field: Field, value: &str) -> Option<&mut Vec<Member>> {
-        self.lists.get_mut(&(kind, field))?.get_mut(value)
     }
 
     /// The answer to `q`, when its list is known.

@@ -17,8 +17,8 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 /// SQL for how a holder hash `$text` is stored: lower-case hex of even length as the bytes
-/// it spells, anything else (and NULL) as it is. The same rule as [`pack`], for SQL that
-/// packs many values at once (the migration, a batch's holders).
+/// it spells, anything else (and NULL) as it is: the rule of [`pack`], in SQL for the
+/// migration that packs the values already stored.
 macro_rules! packed {
     ($text:literal) => {
         concat!(
@@ -269,9 +269,7 @@ fn migrate(conn: &mut Connection) -> rusqlite::Result<(i64, i64)> {
 /// bytes it spells (half the size), any other text as it is. A 64-digit hash, as the
 /// vault makes them, is decoded into `buf` rather than a new allocation.
 fn pack<'a>(hash: &'a str, buf: &'a mut [u8; 32]) -> ToSqlOutput<'a> {
-    let hex_digits = hash.len().is_multiple_of(2)
-        && hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-    if !hex_digits {
+    if !packs(hash) {
         return ToSqlOutput::Borrowed(ValueRef::Text(hash.as_bytes()));
     }
     match hex::decode_to_slice(hash, buf) {
@@ -760,6 +758,18 @@ impl Store for SqliteStore {
 mod tests {
     use super::*;
 
+    /// The five-card rule's count (R3.1) for `holder`.
+    fn active_mobile_cards(holder: &str) -> CountQuery<'_> {
+        CountQuery {
+            kind: Kind::Subscribers,
+            field: Field::HolderHash,
+            value: holder,
+            subtype: Some("mobile"),
+            exclude_state: "terminated",
+            exclude_key: "",
+        }
+    }
+
     /// Lookups by holder and by unit seek their index on both columns (a scan of the kind
     /// would pass unnoticed by results, only by time).
     #[test]
@@ -832,15 +842,8 @@ mod tests {
         let all: Vec<&str> = std::iter::once(hex).chain(odd).chain(["absent"]).collect();
         tx.prefetch(Kind::Subscribers, &[], &all).unwrap();
         for h in &all {
-            let q = CountQuery {
-                kind: Kind::Subscribers,
-                field: Field::HolderHash,
-                value: h,
-                subtype: Some("mobile"),
-                exclude_state: "terminated",
-                exclude_key: "",
-            };
-            assert_eq!(tx.count(&q).unwrap(), u64::from(*h != "absent"), "{h}");
+            let n = tx.count(&active_mobile_cards(h)).unwrap();
+            assert_eq!(n, u64::from(*h != "absent"), "{h}");
         }
         drop(tx);
         let stored: String = store
@@ -927,27 +930,12 @@ mod tests {
         assert_eq!(history[0].command, "migrate");
         // Counting by holder still works on the rebuilt table.
         let mut tx = store.begin().unwrap();
-        let n = tx
-            .count(&CountQuery {
-                kind: Kind::Subscribers,
-                field: Field::HolderHash,
-                value: "h1",
-                subtype: Some("mobile"),
-                exclude_state: "terminated",
-                exclude_key: "",
-            })
-            .unwrap();
-        assert_eq!(n, 1);
-        let n = tx
-            .count(&CountQuery {
-                kind: Kind::Subscribers,
-                field: Field::HolderHash,
-                value: hex,
-                subtype: Some("mobile"),
-                exclude_state: "terminated",
-                exclude_key: "",
-            })
-            .unwrap();
-        assert_eq!(n, 1);
+        for holder in ["h1", hex] {
+            assert_eq!(
+                tx.count(&active_mobile_cards(holder)).unwrap(),
+                1,
+                "{holder}"
+            );
+        }
     }
 }
