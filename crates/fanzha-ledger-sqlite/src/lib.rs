@@ -115,6 +115,38 @@ const MIGRATIONS: &[(i64, &str)] = &[
             " WHERE typeof(holder_hash) = 'text';"
         ),
     ),
+    (
+        4,
+        // Records become a rowid table again, small rows appended in the order written,
+        // with the key in an index of its own. As a WITHOUT ROWID table its whole rows were
+        // the entries of the b-tree ordered by key, so the rows of an import whose keys come
+        // in no order landed all over it, and each commit rewrote its pages in the WAL; now
+        // only the key's short entry does, and the holder index's entries end with a rowid
+        // instead of the key.
+        //
+        // Keys lead, not kinds. With `kind` first, every comparison in these b-trees met
+        // 'subscribers' equal on both sides, and SQLite then leaves its fast comparison of
+        // a leading text field for the general one, which decodes both entries afresh.
+        // Scans of a kind other than subscribers use an index that holds no subscriber, so
+        // imports of subscribers never pay for it. A record's events are in seq order within
+        // its key in `events_by_record` without seq among its columns: the rowid that ends
+        // every entry is the seq.
+        "CREATE TABLE records_v4(
+            kind TEXT NOT NULL, key TEXT NOT NULL,
+            holder_hash TEXT, unit TEXT, subtype TEXT, state TEXT,
+            seq INTEGER NOT NULL);
+         INSERT INTO records_v4 SELECT kind, key, holder_hash, unit, subtype, state, seq
+            FROM records ORDER BY seq;
+         DROP TABLE records;
+         ALTER TABLE records_v4 RENAME TO records;
+         CREATE UNIQUE INDEX records_by_key ON records(key, kind);
+         CREATE INDEX records_by_holder ON records(holder_hash, kind)
+            WHERE holder_hash IS NOT NULL;
+         CREATE INDEX records_by_unit ON records(unit, kind) WHERE unit IS NOT NULL;
+         CREATE INDEX records_by_kind ON records(kind, key) WHERE kind <> 'subscribers';
+         DROP INDEX events_by_record;
+         CREATE INDEX events_by_record ON events(key, kind);",
+    ),
 ];
 
 fn db(e: rusqlite::Error) -> StoreError {
@@ -407,10 +439,30 @@ fn find_sql(field: Field) -> &'static str {
     }
 }
 
+/// The records of one kind, with their bodies, by key. Subscribers are most of the table:
+/// they are read through the primary key, in key order. Any other kind is read through the
+/// partial index that holds no subscriber (INDEXED BY: the primary key's order tempts the
+/// planner into a scan of the whole table), with that index's condition repeated: SQLite
+/// uses a partial index only for a query that states its condition.
+fn scan_sql(kind: Kind) -> String {
+    let (index, condition) = match kind {
+        Kind::Subscribers => ("", ""),
+        _ => ("INDEXED BY records_by_kind", "AND r.kind <> 'subscribers'"),
+    };
+    format!(
+        select_records!("{} JOIN events e ON e.seq = r.seq WHERE r.kind = ?1 {} ORDER BY r.key"),
+        index, condition
+    )
+}
+
+/// A record's events, oldest first.
+const HISTORY: &str = "SELECT seq, ts, actor, command, before, after FROM events
+    WHERE kind = ?1 AND key = ?2 ORDER BY seq";
+
 /// Writes a record, replacing one with its key.
 const UPSERT_RECORD: &str = "INSERT INTO records(kind, key, holder_hash, unit, subtype, state, seq)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-    ON CONFLICT(kind, key) DO UPDATE SET holder_hash = excluded.holder_hash,
+    ON CONFLICT(key, kind) DO UPDATE SET holder_hash = excluded.holder_hash,
       unit = excluded.unit, subtype = excluded.subtype, state = excluded.state,
       seq = excluded.seq";
 /// The subscriber cards of the holders in ?1 and ?2, JSON arrays of holder hashes: those
@@ -425,7 +477,7 @@ const INSERT_EVENT: &str = "INSERT INTO events(seq, ts, actor, command, kind, ke
 /// Writes a record only if its key is new.
 const INSERT_NEW_RECORD: &str =
     "INSERT INTO records(kind, key, holder_hash, unit, subtype, state, seq)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(kind, key) DO NOTHING";
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(key, kind) DO NOTHING";
 
 /// A write transaction.
 pub struct SqliteTx<'c> {
@@ -697,24 +749,13 @@ impl Store for SqliteStore {
     }
 
     fn scan(&mut self, kind: Kind) -> Result<Vec<Record>, StoreError> {
-        let mut st = self
-            .conn
-            .prepare_cached(select_records!(
-                "JOIN events e ON e.seq = r.seq WHERE r.kind = ?1 ORDER BY r.key"
-            ))
-            .map_err(db)?;
+        let mut st = self.conn.prepare_cached(&scan_sql(kind)).map_err(db)?;
         let rows = st.query_map([kind.as_str()], row_to_record).map_err(db)?;
         rows.map(|r| r.map_err(db).and_then(to_record)).collect()
     }
 
     fn history(&mut self, kind: Kind, key: &str) -> Result<Vec<Event>, StoreError> {
-        let mut st = self
-            .conn
-            .prepare_cached(
-                "SELECT seq, ts, actor, command, before, after FROM events
-                 WHERE kind = ?1 AND key = ?2 ORDER BY seq",
-            )
-            .map_err(db)?;
+        let mut st = self.conn.prepare_cached(HISTORY).map_err(db)?;
         let rows = st
             .query_map(params![kind.as_str(), key], |r| {
                 Ok((
@@ -795,14 +836,22 @@ mod tests {
         ] {
             let p = plan(sql);
             assert!(
-                p.contains("records_by_holder (kind=? AND holder_hash=?)"),
+                p.contains("records_by_holder (holder_hash=? AND kind=?)"),
                 "{p}\n{sql}"
             );
         }
         for sql in [count_sql(Field::Unit), find_sql(Field::Unit)] {
             let p = plan(sql);
-            assert!(p.contains("records_by_unit (kind=? AND unit=?)"), "{p}");
+            assert!(p.contains("records_by_unit (unit=? AND kind=?)"), "{p}");
         }
+        // A record's history is read in seq order from the index, unsorted.
+        let p = plan(HISTORY);
+        assert!(p.contains("events_by_record (key=? AND kind=?)"), "{p}");
+        assert!(!p.contains("TEMP B-TREE"), "{p}");
+        // A scan of a small kind reads that kind's part of one index, in key order.
+        let p = plan(&scan_sql(Kind::Units));
+        assert!(p.contains("records_by_kind (kind=?)"), "{p}");
+        assert!(!p.contains("TEMP B-TREE"), "{p}");
     }
 
     /// Holder hashes are stored packed and read back exactly as written, hex or not.
