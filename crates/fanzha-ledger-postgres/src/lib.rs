@@ -1,19 +1,27 @@
 //! The ledger's backend at scale: PostgreSQL. Limits are race-free through transaction-level
 //! advisory locks on the subject (one holder, one unit and type) taken before counting.
-//! Round trips are the cost here, so a transaction reads ahead what a batch will need
-//! ([`Tx::prefetch`]) and writes behind: records and events are buffered and sent by binary
-//! `COPY` (rewritten records by one `unnest` upsert) at commit. Knows SQL; knows nothing of
-//! the rules.
+//! Round trips and the server's time are the cost here, so a transaction reads ahead what a
+//! batch will need ([`Tx::prefetch`], which also draws the batch's event numbers) and writes
+//! behind: events stream to the server by binary `COPY` while the batch's rows are still
+//! being applied, records go at commit (new ones by `COPY`, rewritten ones by one `unnest`
+//! upsert). The client is tokio-postgres, its connection on a runtime of its own, so the
+//! stream flows while the calling thread works; every other call blocks. Knows SQL; knows
+//! nothing of the rules.
 
+use bytes::Bytes;
 use fanzha_ledger::store::{
     Change, Columns, CountQuery, Event, Field, Record, Store, StoreError, Tx,
 };
 use fanzha_ledger::Kind;
-use postgres::{Client, NoTls, Row};
+use futures_util::SinkExt;
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
-use std::io::Write;
+use std::ops::Range;
+use std::pin::Pin;
 use std::str::FromStr;
+use tokio::runtime::Runtime;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, CopyInSink, GenericClient, NoTls, Row, Transaction};
 
 const MIGRATIONS: &[(i64, &str)] = &[
     (
@@ -101,13 +109,80 @@ const LOCK_BUCKET: &str = "(hashtext(s) & 1023)";
 /// numbers are drawn.
 const SEQ_LOCK: i32 = 1024;
 
-fn db(e: postgres::Error) -> StoreError {
+fn db_error(e: tokio_postgres::Error) -> StoreError {
     StoreError::Database(e.to_string())
 }
 
 /// A ledger in a PostgreSQL database (optionally in its own schema).
 pub struct PgStore {
     client: Client,
+    /// The runtime of the client's connection; None only in `drop`.
+    rt: Option<Runtime>,
+}
+
+impl Drop for PgStore {
+    /// Stops the connection's runtime without waiting for it: waiting would block, which
+    /// tokio forbids (it panics) on a thread that runs async code, where the service drops
+    /// its ledger when it shuts down.
+    fn drop(&mut self) {
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// Connects to `url`: an async client whose connection runs on a runtime of its own with
+/// one worker thread. So what a transaction streams to the server (its events, by COPY)
+/// flows while the calling thread goes on applying rows; every other call blocks on it.
+fn open(url: &str) -> Result<(Client, Runtime), StoreError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("ledger-postgres")
+        .enable_all()
+        .build()
+        .map_err(|e| StoreError::Database(format!("cannot start a runtime: {e}")))?;
+    let (client, connection) = rt
+        .block_on(tokio_postgres::connect(url, NoTls))
+        .map_err(db_error)?;
+    // A connection that fails ends here; the client's next call then reports it closed.
+    rt.spawn(async move {
+        let _ = connection.await;
+    });
+    Ok((client, rt))
+}
+
+/// Blocking calls on a client or transaction, on the store's runtime.
+struct Blocking<'a, C> {
+    rt: &'a Runtime,
+    c: &'a C,
+}
+
+type Params<'p> = [&'p (dyn ToSql + Sync)];
+
+impl<C: GenericClient + Sync> Blocking<'_, C> {
+    fn query(&self, sql: &str, params: &Params<'_>) -> Result<Vec<Row>, tokio_postgres::Error> {
+        self.rt.block_on(self.c.query(sql, params))
+    }
+
+    fn query_one(&self, sql: &str, params: &Params<'_>) -> Result<Row, tokio_postgres::Error> {
+        self.rt.block_on(self.c.query_one(sql, params))
+    }
+
+    fn query_opt(
+        &self,
+        sql: &str,
+        params: &Params<'_>,
+    ) -> Result<Option<Row>, tokio_postgres::Error> {
+        self.rt.block_on(self.c.query_opt(sql, params))
+    }
+
+    fn execute(&self, sql: &str, params: &Params<'_>) -> Result<u64, tokio_postgres::Error> {
+        self.rt.block_on(self.c.execute(sql, params))
+    }
+
+    fn batch_execute(&self, sql: &str) -> Result<(), tokio_postgres::Error> {
+        self.rt.block_on(self.c.batch_execute(sql))
+    }
 }
 
 impl PgStore {
@@ -125,40 +200,41 @@ impl PgStore {
         {
             return Err(StoreError::Database(format!("bad schema name {schema:?}")));
         }
-        let mut client = Client::connect(url, NoTls).map_err(db)?;
-        client
-            .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-            .map_err(db)
+        let (client, rt) = open(url)?;
+        rt.block_on(client.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")))
+            .map_err(db_error)
     }
 
     /// As [`PgStore::connect`], with every table in `schema` (created if needed): how the
     /// tests give each case an empty ledger in one server.
     pub fn connect_in_schema(url: &str, schema: Option<&str>) -> Result<PgStore, StoreError> {
-        let mut client = Client::connect(url, NoTls).map_err(db)?;
+        let (mut client, rt) = open(url)?;
         // The ledger's statements are many and short. The read-ahead of a large batch is
         // estimated dear enough for the server to compile it to machine code each time, a
         // tenth of the server's work in a bulk import, for queries that run in milliseconds.
-        client.batch_execute("SET jit = off").map_err(db)?;
+        rt.block_on(client.batch_execute("SET jit = off"))
+            .map_err(db_error)?;
         if let Some(s) = schema {
             if !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 return Err(StoreError::Database(format!("bad schema name {s:?}")));
             }
         }
-        let mut tx = client.transaction().map_err(db)?;
+        let tx = rt.block_on(client.transaction()).map_err(db_error)?;
+        let b = Blocking { rt: &rt, c: &tx };
         // Concurrent first starts must not both create the schema or migrate.
-        tx.execute("SELECT pg_advisory_xact_lock(7175606504)", &[])
-            .map_err(db)?;
+        b.execute("SELECT pg_advisory_xact_lock(7175606504)", &[])
+            .map_err(db_error)?;
         if let Some(s) = schema {
-            tx.batch_execute(&format!(
+            b.batch_execute(&format!(
                 "CREATE SCHEMA IF NOT EXISTS {s}; SET search_path TO {s}"
             ))
-            .map_err(db)?;
+            .map_err(db_error)?;
         }
-        tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version(version BIGINT NOT NULL)")
-            .map_err(db)?;
-        let current: i64 = tx
+        b.batch_execute("CREATE TABLE IF NOT EXISTS schema_version(version BIGINT NOT NULL)")
+            .map_err(db_error)?;
+        let current: i64 = b
             .query_one("SELECT coalesce(max(version), 0) FROM schema_version", &[])
-            .map_err(db)?
+            .map_err(db_error)?
             .get(0);
         let latest = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
         if current > latest {
@@ -168,15 +244,18 @@ impl PgStore {
             });
         }
         for (version, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
-            tx.batch_execute(sql).map_err(db)?;
-            tx.execute(
+            b.batch_execute(sql).map_err(db_error)?;
+            b.execute(
                 "INSERT INTO schema_version(version) VALUES ($1)",
                 &[version],
             )
-            .map_err(db)?;
+            .map_err(db_error)?;
         }
-        tx.commit().map_err(db)?;
-        Ok(PgStore { client })
+        rt.block_on(tx.commit()).map_err(db_error)?;
+        Ok(PgStore {
+            client,
+            rt: Some(rt),
+        })
     }
 }
 
@@ -236,7 +315,8 @@ fn column(field: Field) -> &'static str {
 
 /// A write transaction with read-ahead and write-behind.
 pub struct PgTx<'c> {
-    tx: postgres::Transaction<'c>,
+    rt: &'c Runtime,
+    tx: Transaction<'c>,
     /// Records read from the database (None = known absent).
     read: HashMap<(Kind, String), Option<Record>>,
     /// Records written in this transaction, last write wins, without their bodies (null
@@ -250,7 +330,24 @@ pub struct PgTx<'c> {
     /// Database rows of (kind, field, value) lookups, as stored.
     lists: HashMap<(Kind, Field, String), List>,
     locked: HashSet<String>,
+    /// Event numbers drawn ahead for this transaction's events, not yet given.
+    seqs: Range<i64>,
+    /// `events[..sent]` have their numbers and are in the server's hands (or `stream_buf`).
+    sent: usize,
+    /// The COPY of events open while a batch is applied, if any. No other statement can run
+    /// on the connection until it ends ([`PgTx::end_stream`]).
+    stream: Option<Pin<Box<CopyInSink<Bytes>>>>,
+    /// Rows for the stream not yet handed to it.
+    stream_buf: Vec<u8>,
 }
+
+/// Events that gather before they are streamed to the server while a batch is applied:
+/// a couple of megabytes, a few milliseconds of the server's work.
+const STREAM_EVENTS: usize = 4096;
+
+/// Sends events into an open COPY.
+const COPY_EVENTS: &str = "COPY events(seq, ts, actor, command, kind, key, before, after) \
+    FROM STDIN (FORMAT binary)";
 
 /// The records a lookup found in the database.
 struct List {
@@ -259,7 +356,89 @@ struct List {
     bodies: bool,
 }
 
-impl PgTx<'_> {
+impl<'c> PgTx<'c> {
+    /// The transaction, for a statement: only with no COPY open on the connection.
+    fn db(&self) -> Blocking<'_, Transaction<'c>> {
+        debug_assert!(self.stream.is_none(), "a statement while events stream");
+        Blocking {
+            rt: self.rt,
+            c: &self.tx,
+        }
+    }
+
+    /// Draws `n` event numbers. One step however many (n `nextval` calls cost microseconds
+    /// each); every allocation takes the same session lock, so none can interleave.
+    fn draw_seqs(&mut self, n: usize) -> Result<Range<i64>, StoreError> {
+        self.end_stream()?;
+        let n = i64::try_from(n)
+            .map_err(|_| StoreError::Database("too many events in one transaction".into()))?;
+        let db = self.db();
+        db.execute("SELECT pg_advisory_lock($1, $2)", &[&LOCK_CLASS, &SEQ_LOCK])
+            .map_err(db_error)?;
+        let last = db
+            .query_one(
+                "SELECT setval(pg_get_serial_sequence('events', 'seq'),
+                               nextval(pg_get_serial_sequence('events', 'seq')) + $1 - 1)",
+                &[&n],
+            )
+            .map(|r| r.get::<_, i64>(0));
+        db.execute(
+            "SELECT pg_advisory_unlock($1, $2)",
+            &[&LOCK_CLASS, &SEQ_LOCK],
+        )
+        .map_err(db_error)?;
+        let last = last.map_err(db_error)?;
+        Ok(last - n + 1..last + 1)
+    }
+
+    /// Streams the events written since the last send once enough have gathered and
+    /// numbers drawn ahead cover them: the server inserts them while this thread applies
+    /// the rows after them.
+    fn stream_events(&mut self) -> Result<(), StoreError> {
+        let unsent = self.events.len() - self.sent;
+        if unsent >= STREAM_EVENTS && self.seqs.end - self.seqs.start >= unsent as i64 {
+            self.send_events()?;
+        }
+        Ok(())
+    }
+
+    /// Numbers every unsent event from the numbers in hand (enough of them: the caller
+    /// checks) and hands them to the COPY of events, opening it if needed.
+    fn send_events(&mut self) -> Result<(), StoreError> {
+        if self.stream.is_none() {
+            let sink = self
+                .rt
+                .block_on(self.tx.copy_in(COPY_EVENTS))
+                .map_err(db_error)?;
+            self.stream = Some(Box::pin(sink));
+            self.stream_buf.extend_from_slice(COPY_BINARY_HEADER);
+        }
+        for e in &mut self.events[self.sent..] {
+            let seq = self.seqs.next().expect("numbers for every unsent event");
+            e.seq = Some(seq);
+            copy_row(&mut self.stream_buf, &e.copy_fields(seq));
+        }
+        self.sent = self.events.len();
+        let chunk = Bytes::from(std::mem::take(&mut self.stream_buf));
+        let sink = self.stream.as_mut().expect("opened above");
+        self.rt.block_on(sink.send(chunk)).map_err(db_error)
+    }
+
+    /// Ends the COPY of events if one is open, so the connection can take a statement.
+    fn end_stream(&mut self) -> Result<(), StoreError> {
+        if let Some(mut sink) = self.stream.take() {
+            let mut tail = std::mem::take(&mut self.stream_buf);
+            tail.extend_from_slice(&(-1i16).to_be_bytes());
+            self.rt
+                .block_on(async {
+                    sink.send(Bytes::from(tail)).await?;
+                    sink.as_mut().finish().await
+                })
+                .map_err(db_error)?;
+        }
+        Ok(())
+    }
+
     /// Fetches the database's records of a (kind, field, value) lookup unless already here
     /// (with their bodies if `bodies`).
     fn fetch_list(
@@ -271,8 +450,9 @@ impl PgTx<'_> {
     ) -> Result<(), StoreError> {
         let k = (kind, field, value.to_string());
         if self.lists.get(&k).is_none_or(|l| bodies && !l.bodies) {
+            self.end_stream()?;
             let rows = self
-                .tx
+                .db()
                 .query(
                     &format!(
                         "{SELECT} WHERE r.kind = $1 AND r.{} = $2 ORDER BY r.key",
@@ -280,7 +460,7 @@ impl PgTx<'_> {
                     ),
                     &[&kind.as_str(), &value],
                 )
-                .map_err(db)?;
+                .map_err(db_error)?;
             let recs = rows.iter().map(to_record).collect::<Result<Vec<_>, _>>()?;
             self.lists.insert(
                 k,
@@ -336,52 +516,22 @@ impl PgTx<'_> {
         )
     }
 
-    /// Sends the buffered writes: events by COPY with sequence numbers drawn first (so
-    /// records can point at their events), then records in one `unnest` upsert.
+    /// Sends what is still buffered: the events not yet streamed (numbered from the
+    /// numbers drawn ahead, or from a block drawn now), then the records, which point at
+    /// their events: new ones by COPY, the others by one `unnest` upsert.
     fn flush(&mut self) -> Result<(), StoreError> {
-        if self.events.is_empty() {
+        let unsent = self.events.len() - self.sent;
+        if unsent > 0 {
+            if self.seqs.end - self.seqs.start < unsent as i64 {
+                self.seqs = self.draw_seqs(unsent)?;
+            }
+            self.send_events()?;
+        }
+        self.end_stream()?;
+        if self.written_order.is_empty() {
             return Ok(());
         }
-        let n = i32::try_from(self.events.len())
-            .map_err(|_| StoreError::Database("too many events in one transaction".into()))?;
-        // A block of n sequence numbers in one step (n nextval calls cost microseconds
-        // each): every allocation takes the same session lock, so none can interleave.
-        self.tx
-            .execute("SELECT pg_advisory_lock($1, $2)", &[&LOCK_CLASS, &SEQ_LOCK])
-            .map_err(db)?;
-        let last = self
-            .tx
-            .query_one(
-                "SELECT setval(pg_get_serial_sequence('events', 'seq'),
-                               nextval(pg_get_serial_sequence('events', 'seq')) + $1 - 1)",
-                &[&i64::from(n)],
-            )
-            .map(|r| r.get::<_, i64>(0));
-        self.tx
-            .execute(
-                "SELECT pg_advisory_unlock($1, $2)",
-                &[&LOCK_CLASS, &SEQ_LOCK],
-            )
-            .map_err(db)?;
-        let last = last.map_err(db)?;
-        let seqs: Vec<i64> = (last - i64::from(n) + 1..=last).collect();
-        copy_in(
-            &mut self.tx,
-            "COPY events(seq, ts, actor, command, kind, key, before, after) FROM STDIN \
-             (FORMAT binary)",
-            self.events.iter().zip(&seqs).map(|(e, seq)| {
-                [
-                    CopyField::Int8(*seq),
-                    CopyField::Text(Some(&e.ts)),
-                    CopyField::Text(Some(&e.actor)),
-                    CopyField::Text(Some(&e.command)),
-                    CopyField::Text(Some(e.kind.as_str())),
-                    CopyField::Text(Some(&e.key)),
-                    CopyField::Text(Some(&e.before)),
-                    CopyField::Text(Some(&e.after)),
-                ]
-            }),
-        )?;
+        let seq_of = |event: usize| self.events[event].seq.expect("every event is numbered");
         // Records known absent when read in this transaction go by COPY; the others (and
         // any a concurrent writer added meanwhile, which fails the COPY and so the batch,
         // to be redone row by row) by an upsert.
@@ -391,7 +541,8 @@ impl PgTx<'_> {
             .partition(|k| matches!(self.read.get(*k), Some(None)));
         if !new.is_empty() {
             copy_in(
-                &mut self.tx,
+                self.rt,
+                &self.tx,
                 "COPY records(kind, key, holder_hash, unit, subtype, state, seq) FROM STDIN \
                  (FORMAT binary)",
                 new.into_iter().map(|k| {
@@ -403,7 +554,7 @@ impl PgTx<'_> {
                         CopyField::Text(r.unit.as_deref()),
                         CopyField::Text(r.subtype.as_deref()),
                         CopyField::Text(r.state.as_deref()),
-                        CopyField::Int8(seqs[*event]),
+                        CopyField::Int8(seq_of(*event)),
                     ]
                 }),
             )?;
@@ -419,9 +570,9 @@ impl PgTx<'_> {
                 cols[3].push(r.unit.as_deref());
                 cols[4].push(r.subtype.as_deref());
                 cols[5].push(r.state.as_deref());
-                seq_col.push(seqs[*event]);
+                seq_col.push(seq_of(*event));
             }
-            self.tx
+            self.db()
                 .execute(
                     "INSERT INTO records(kind, key, holder_hash, unit, subtype, state, seq)
                      SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],
@@ -433,9 +584,10 @@ impl PgTx<'_> {
                         &cols[0], &cols[1], &cols[2], &cols[3], &cols[4], &cols[5], &seq_col,
                     ],
                 )
-                .map_err(db)?;
+                .map_err(db_error)?;
         }
         self.events.clear();
+        self.sent = 0;
         self.written_order.clear();
         Ok(())
     }
@@ -446,6 +598,8 @@ type RecordKey = (Kind, String);
 
 /// An event waiting for the flush, its JSON already text.
 struct PendingEvent {
+    /// Its number, once given.
+    seq: Option<i64>,
     ts: String,
     actor: String,
     command: String,
@@ -470,26 +624,45 @@ const COPY_BINARY_HEADER: &[u8; 19] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
 /// The binary format, not text: the server reads each field's length instead of scanning
 /// every byte for delimiters and escapes, a fifth of its work in a bulk import.
 fn copy_in<'a, const N: usize>(
-    tx: &mut postgres::Transaction<'_>,
+    rt: &Runtime,
+    tx: &Transaction<'_>,
     sql: &str,
     rows: impl Iterator<Item = [CopyField<'a>; N]>,
 ) -> Result<(), StoreError> {
     const CHUNK: usize = 1 << 20;
-    let io = |e: std::io::Error| StoreError::Database(e.to_string());
-    let mut copy = tx.copy_in(sql).map_err(db)?;
+    let mut sink = Box::pin(rt.block_on(tx.copy_in(sql)).map_err(db_error)?);
     let mut buf = Vec::with_capacity(CHUNK + (1 << 16));
     buf.extend_from_slice(COPY_BINARY_HEADER);
     for row in rows {
         copy_row(&mut buf, &row);
         if buf.len() >= CHUNK {
-            copy.write_all(&buf).map_err(io)?;
-            buf.clear();
+            let chunk = Bytes::from(std::mem::take(&mut buf));
+            rt.block_on(sink.send(chunk)).map_err(db_error)?;
         }
     }
     buf.extend_from_slice(&(-1i16).to_be_bytes());
-    copy.write_all(&buf).map_err(io)?;
-    copy.finish().map_err(db)?;
+    rt.block_on(async {
+        sink.send(Bytes::from(buf)).await?;
+        sink.as_mut().finish().await
+    })
+    .map_err(db_error)?;
     Ok(())
+}
+
+impl PendingEvent {
+    /// The event as a row of [`COPY_EVENTS`].
+    fn copy_fields(&self, seq: i64) -> [CopyField<'_>; 8] {
+        [
+            CopyField::Int8(seq),
+            CopyField::Text(Some(&self.ts)),
+            CopyField::Text(Some(&self.actor)),
+            CopyField::Text(Some(&self.command)),
+            CopyField::Text(Some(self.kind.as_str())),
+            CopyField::Text(Some(&self.key)),
+            CopyField::Text(Some(&self.before)),
+            CopyField::Text(Some(&self.after)),
+        ]
+    }
 }
 
 /// Appends one row in COPY's binary format: the field count, then each field's length in
@@ -523,13 +696,14 @@ impl Tx for PgTx<'_> {
         if let Some(r) = self.read.get(&k) {
             return Ok(r.clone());
         }
+        self.end_stream()?;
         let row = self
-            .tx
+            .db()
             .query_opt(
                 &format!("{SELECT} WHERE r.kind = $1 AND r.key = $2"),
                 &[&kind.as_str(), &key],
             )
-            .map_err(db)?;
+            .map_err(db_error)?;
         let rec = row.as_ref().map(to_record).transpose()?;
         self.read.insert(k, rec.clone());
         Ok(rec)
@@ -569,12 +743,12 @@ impl Tx for PgTx<'_> {
         if self.locked.contains(&scope) {
             return Ok(());
         }
-        self.tx
-            .execute(
+        self.end_stream()?;
+        self.db().execute(
                 &format!("SELECT pg_advisory_xact_lock({LOCK_CLASS}, {LOCK_BUCKET}) FROM (SELECT $1::text AS s) t"),
                 &[&scope],
             )
-            .map_err(db)?;
+            .map_err(db_error)?;
         // Anything read about this subject before the lock may be stale.
         self.lists
             .retain(|(_, _, v), _| !scope.contains(v.as_str()));
@@ -588,6 +762,8 @@ impl Tx for PgTx<'_> {
         keys: &[&str],
         holder_hashes: &[&str],
     ) -> Result<(), StoreError> {
+        self.end_stream()?;
+        let keys_hint = keys.len();
         // Locks first, in sorted order (no deadlock between concurrent batches), then reads.
         let mut scopes: Vec<String> = holder_hashes
             .iter()
@@ -597,7 +773,7 @@ impl Tx for PgTx<'_> {
         scopes.sort();
         scopes.dedup();
         if !scopes.is_empty() {
-            self.tx
+            self.db()
                 .execute(
                     &format!(
                         "SELECT pg_advisory_xact_lock({LOCK_CLASS}, b) FROM
@@ -606,7 +782,7 @@ impl Tx for PgTx<'_> {
                     ),
                     &[&scopes],
                 )
-                .map_err(db)?;
+                .map_err(db_error)?;
             self.locked.extend(scopes);
         }
         let keys: Vec<&str> = keys
@@ -616,7 +792,7 @@ impl Tx for PgTx<'_> {
             .collect();
         if !keys.is_empty() {
             let rows = self
-                .tx
+                .db()
                 .query(
                     &format!(
                         "SELECT x.* FROM unnest($2::text[]) AS k(key) CROSS JOIN LATERAL
@@ -624,7 +800,7 @@ impl Tx for PgTx<'_> {
                     ),
                     &[&kind.as_str(), &keys],
                 )
-                .map_err(db)?;
+                .map_err(db_error)?;
             for k in &keys {
                 self.read.insert((kind, k.to_string()), None);
             }
@@ -638,7 +814,7 @@ impl Tx for PgTx<'_> {
         hashes.dedup();
         if !hashes.is_empty() {
             let rows = self
-                .tx
+                .db()
                 .query(
                     &format!(
                         "SELECT x.* FROM unnest($1::text[]) AS h(hash) CROSS JOIN LATERAL
@@ -647,7 +823,7 @@ impl Tx for PgTx<'_> {
                     ),
                     &[&hashes],
                 )
-                .map_err(db)?;
+                .map_err(db_error)?;
             for h in &hashes {
                 self.lists.insert(
                     (Kind::Subscribers, Field::HolderHash, h.to_string()),
@@ -667,6 +843,12 @@ impl Tx for PgTx<'_> {
                     list.records.push(r);
                 }
             }
+        }
+        // Numbers for the batch's events, so they can stream to the server as the rows
+        // are applied (a refused row leaves its number unused).
+        let have = usize::try_from(self.seqs.end - self.seqs.start).unwrap_or(0);
+        if have < keys_hint {
+            self.seqs = self.draw_seqs(keys_hint)?;
         }
         Ok(())
     }
@@ -690,6 +872,7 @@ impl Tx for PgTx<'_> {
             }
         }
         self.events.push(PendingEvent {
+            seq: None,
             ts: change.ts.to_string(),
             actor: change.actor.to_string(),
             command: change.command.to_string(),
@@ -711,11 +894,12 @@ impl Tx for PgTx<'_> {
         if self.written.insert(k.clone(), (head, event)).is_none() {
             self.written_order.push(k);
         }
-        Ok(())
+        self.stream_events()
     }
 
     fn append(&mut self, e: &Event) -> Result<(), StoreError> {
         self.events.push(PendingEvent {
+            seq: None,
             ts: e.ts.clone(),
             actor: e.actor.clone(),
             command: e.command.clone(),
@@ -729,14 +913,35 @@ impl Tx for PgTx<'_> {
 
     fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
         self.flush()?;
-        self.tx.commit().map_err(db)
+        let PgTx { rt, tx, .. } = *self;
+        rt.block_on(tx.commit()).map_err(db_error)
+    }
+}
+
+impl PgStore {
+    fn rt(&self) -> &Runtime {
+        self.rt
+            .as_ref()
+            .expect("the runtime lives until the store is dropped")
+    }
+
+    fn db(&self) -> Blocking<'_, Client> {
+        Blocking {
+            rt: self.rt(),
+            c: &self.client,
+        }
     }
 }
 
 impl Store for PgStore {
     fn begin(&mut self) -> Result<Box<dyn Tx + '_>, StoreError> {
-        let tx = self.client.transaction().map_err(db)?;
+        let rt = self
+            .rt
+            .as_ref()
+            .expect("the runtime lives until the store is dropped");
+        let tx = rt.block_on(self.client.transaction()).map_err(db_error)?;
         Ok(Box::new(PgTx {
+            rt,
             tx,
             read: HashMap::new(),
             written: HashMap::new(),
@@ -745,42 +950,46 @@ impl Store for PgStore {
             written_by: HashMap::new(),
             lists: HashMap::new(),
             locked: HashSet::new(),
+            seqs: 0..0,
+            sent: 0,
+            stream: None,
+            stream_buf: Vec::new(),
         }))
     }
 
     fn get(&mut self, kind: Kind, key: &str) -> Result<Option<Record>, StoreError> {
         let row = self
-            .client
+            .db()
             .query_opt(
                 &format!("{SELECT} WHERE r.kind = $1 AND r.key = $2"),
                 &[&kind.as_str(), &key],
             )
-            .map_err(db)?;
+            .map_err(db_error)?;
         row.as_ref().map(to_record).transpose()
     }
 
     fn scan(&mut self, kind: Kind) -> Result<Vec<Record>, StoreError> {
         let rows = self
-            .client
+            .db()
             .query(
                 // The kind as a literal, so that the planner can match the partial index of
                 // the kinds other than subscribers.
                 &format!("{SELECT} WHERE r.kind = '{}' ORDER BY r.key", kind.as_str()),
                 &[],
             )
-            .map_err(db)?;
+            .map_err(db_error)?;
         rows.iter().map(to_record).collect()
     }
 
     fn history(&mut self, kind: Kind, key: &str) -> Result<Vec<Event>, StoreError> {
         let rows = self
-            .client
+            .db()
             .query(
                 "SELECT seq, ts, actor, command, before::text, after::text FROM events
                  WHERE kind = $1 AND key = $2 ORDER BY seq",
                 &[&kind.as_str(), &key],
             )
-            .map_err(db)?;
+            .map_err(db_error)?;
         Ok(rows
             .iter()
             .map(|r| Event {
@@ -798,9 +1007,9 @@ impl Store for PgStore {
 
     fn version(&mut self) -> Result<i64, StoreError> {
         Ok(self
-            .client
+            .db()
             .query_one("SELECT coalesce(max(seq), 0) FROM events", &[])
-            .map_err(db)?
+            .map_err(db_error)?
             .get(0))
     }
 
@@ -838,6 +1047,20 @@ mod tests {
         );
     }
 
+    /// A store can be dropped on a thread that runs async code (the service drops its ledger
+    /// there when it stops): dropping the connection's runtime must not block there.
+    #[test]
+    fn a_store_dropped_in_async_code_does_not_panic() {
+        let url = std::env::var("FANZHA_TEST_DATABASE_URL")
+            .expect("FANZHA_TEST_DATABASE_URL is not set: run the tests with scripts/test.sh");
+        let mut store = PgStore::connect(&url).unwrap();
+        store.version().unwrap();
+        let outer = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        outer.block_on(async move { drop(store) });
+    }
+
     /// A ledger written by schema 1 (bodies in the records table) opens under schema 2 with
     /// every record and its history as they were. Needs the test server (`scripts/test.sh`).
     #[test]
@@ -846,7 +1069,11 @@ mod tests {
             .expect("FANZHA_TEST_DATABASE_URL is not set: run the tests with scripts/test.sh");
         let schema = format!("migrate_{}", std::process::id());
         {
-            let mut c = Client::connect(&url, NoTls).unwrap();
+            let (client, rt) = open(&url).unwrap();
+            let c = Blocking {
+                rt: &rt,
+                c: &client,
+            };
             c.batch_execute(&format!(
                 "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema};
                  SET search_path TO {schema};
@@ -894,8 +1121,6 @@ mod tests {
         assert_eq!(history[0].command, "migrate");
         assert!(history[0].ts.ends_with('Z'), "{}", history[0].ts);
         drop(store);
-        let mut c = Client::connect(&url, NoTls).unwrap();
-        c.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
-            .unwrap();
+        PgStore::drop_schema(&url, &schema).unwrap();
     }
 }

@@ -25,7 +25,8 @@ macro_rules! conformance_suite {
             concurrent_imports_respect_five_card_limit, disposal_and_appeal_are_audited,
             rewrites_in_one_file_and_later_keep_every_body_and_event,
             concurrent_imports_of_the_same_new_rows,
-            five_card_limit_follows_rewrites_within_one_import);
+            five_card_limit_follows_rewrites_within_one_import,
+            a_long_import_keeps_limits_and_history_across_batches);
     };
     (@cases $fresh:expr; $($name:ident),* $(,)?) => {
         $(
@@ -213,6 +214,64 @@ pub fn five_card_limit_follows_rewrites_within_one_import<S: Store>(connect: &dy
     assert_ne!(b_card, a_card);
     assert_eq!(holder_of(7), b_card, "the refused move left card 7 with B");
     assert_eq!(holder_of(6), b_card);
+}
+
+/// R3.1 and the history over an import long enough for batches of thousands of rows, within
+/// which a backend may send rows ahead while later ones are still checked: 2,000 holders'
+/// sixth cards come after their first five (and across batches), and a rewrite of each
+/// holder's first card comes last.
+pub fn a_long_import_keeps_limits_and_history_across_batches<S: Store>(connect: &dyn Fn() -> S) {
+    const HOLDERS: u64 = 2_000;
+    let mut l = ledger(connect);
+    let holder = |h: u64| nth_resident_id(1_000 + h);
+    let card = |h: u64, c: u64| format!("137{:08}", h * 10 + c);
+    let mut csv = String::from(SUB_HEADER);
+    for c in 0..6 {
+        for h in 0..HOLDERS {
+            csv += &sub_row(&card(h, c), &holder(h), "");
+        }
+    }
+    for h in 0..HOLDERS {
+        csv += &sub_row(
+            &card(h, 0),
+            &holder(h),
+            "own_store|id_reader|verified|suspended",
+        );
+    }
+    let r = import(&mut l, Kind::Subscribers, &csv);
+    assert_eq!(
+        (r.accepted, r.refused),
+        (6 * HOLDERS, HOLDERS),
+        "{:?}",
+        r.refusals.first()
+    );
+    // The sixth cards: lines 2 + 5 × HOLDERS onwards.
+    let sixth = 2 + 5 * HOLDERS;
+    for line in [sixth, sixth + HOLDERS / 2, sixth + HOLDERS - 1] {
+        assert_eq!(refusal_at(&r, line).0, "R3.1", "line {line}");
+    }
+    for h in [0, HOLDERS / 2, HOLDERS - 1] {
+        let history = l
+            .history(Kind::Subscribers, &format!("+86{}", card(h, 0)))
+            .unwrap();
+        assert_eq!(history.len(), 2, "{history:?}");
+        assert_eq!(history[0]["after"]["state"], "active");
+        assert_eq!(history[1]["before"], history[0]["after"]);
+        assert_eq!(history[1]["after"]["state"], "suspended");
+        assert!(
+            history[0]["seq"].as_i64() < history[1]["seq"].as_i64(),
+            "{history:?}"
+        );
+        let refused = l
+            .history(Kind::Subscribers, &format!("+86{}", card(h, 5)))
+            .unwrap();
+        assert!(refused.is_empty(), "{refused:?}");
+    }
+    // What was committed counts the same afterwards: a suspended card still counts.
+    let mut next = String::from(SUB_HEADER);
+    next += &sub_row(&card(7, 5), &holder(7), "");
+    let r = import(&mut l, Kind::Subscribers, &next);
+    assert_eq!(refusal_at(&r, 2).0, "R3.1");
 }
 
 fn seed_units<S: Store>(l: &mut Ledger<S>) -> (String, String, String) {
