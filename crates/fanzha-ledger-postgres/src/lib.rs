@@ -96,6 +96,15 @@ const MIGRATIONS: &[(i64, &str)] = &[
          -- that needs JSON operators casts (`after::jsonb`).
          ALTER TABLE events ALTER COLUMN before TYPE text, ALTER COLUMN after TYPE text;",
     ),
+    (
+        4,
+        // The ledger's version: the count of committed events, raised by each transaction
+        // as it commits. The newest event's number will not do: a transaction draws its
+        // numbers when it reads ahead, so one that draws first may commit last, after the
+        // newest number was already seen, and its change would go unnoticed.
+        "CREATE TABLE ledger_version(events BIGINT NOT NULL);
+         INSERT INTO ledger_version SELECT count(*) FROM events;",
+    ),
 ];
 
 /// Limits are serialised by advisory locks on buckets of subjects, not on each subject: a
@@ -520,6 +529,9 @@ impl<'c> PgTx<'c> {
     /// numbers drawn ahead, or from a block drawn now), then the records, which point at
     /// their events: new ones by COPY, the others by one `unnest` upsert.
     fn flush(&mut self) -> Result<(), StoreError> {
+        if self.events.is_empty() {
+            return Ok(());
+        }
         let unsent = self.events.len() - self.sent;
         if unsent > 0 {
             if self.seqs.end - self.seqs.start < unsent as i64 {
@@ -528,9 +540,6 @@ impl<'c> PgTx<'c> {
             self.send_events()?;
         }
         self.end_stream()?;
-        if self.written_order.is_empty() {
-            return Ok(());
-        }
         let seq_of = |event: usize| self.events[event].seq.expect("every event is numbered");
         // Records known absent when read in this transaction go by COPY; the others (and
         // any a concurrent writer added meanwhile, which fails the COPY and so the batch,
@@ -586,6 +595,11 @@ impl<'c> PgTx<'c> {
                 )
                 .map_err(db_error)?;
         }
+        // Last, so that concurrent commits queue on this row for as short a time as can be.
+        let count = i64::try_from(self.events.len()).expect("fewer than 2^63 events");
+        self.db()
+            .execute("UPDATE ledger_version SET events = events + $1", &[&count])
+            .map_err(db_error)?;
         self.events.clear();
         self.sent = 0;
         self.written_order.clear();
@@ -1008,7 +1022,7 @@ impl Store for PgStore {
     fn version(&mut self) -> Result<i64, StoreError> {
         Ok(self
             .db()
-            .query_one("SELECT coalesce(max(seq), 0) FROM events", &[])
+            .query_one("SELECT events FROM ledger_version", &[])
             .map_err(db_error)?
             .get(0))
     }
@@ -1059,6 +1073,49 @@ mod tests {
             .build()
             .unwrap();
         outer.block_on(async move { drop(store) });
+    }
+
+    /// Two writers whose event numbers commit out of order: each commit still moves the
+    /// version, which the screening snapshot follows to see that the ledger changed.
+    #[test]
+    fn the_version_moves_with_every_commit_whatever_its_event_numbers() {
+        let url = std::env::var("FANZHA_TEST_DATABASE_URL")
+            .expect("FANZHA_TEST_DATABASE_URL is not set: run the tests with scripts/test.sh");
+        let schema = format!("version_{}", std::process::id());
+        PgStore::drop_schema(&url, &schema).unwrap();
+        let mut first = PgStore::connect_in_schema(&url, Some(&schema)).unwrap();
+        let mut second = PgStore::connect_in_schema(&url, Some(&schema)).unwrap();
+        let write = |tx: &mut dyn Tx, key: &str| {
+            // The read-ahead draws this transaction's event numbers.
+            tx.prefetch(Kind::Blocklist, &[key], &[]).unwrap();
+            let columns = Columns {
+                kind: Kind::Blocklist,
+                key,
+                holder_hash: None,
+                unit: None,
+                subtype: None,
+                state: None,
+            };
+            let change = Change {
+                ts: "2026-11-30T10:00:00+08:00",
+                actor: "test",
+                command: "import",
+                before: &Value::Null,
+            };
+            tx.write(&columns, r#"{"number":"1"}"#, &change).unwrap();
+        };
+        let start = first.version().unwrap();
+        let mut early = first.begin().unwrap();
+        write(early.as_mut(), "+8613800000001");
+        let mut late = second.begin().unwrap();
+        write(late.as_mut(), "+8613800000002");
+        late.commit().unwrap();
+        let after_late = second.version().unwrap();
+        assert!(after_late > start);
+        early.commit().unwrap();
+        assert!(second.version().unwrap() > after_late);
+        drop((first, second));
+        PgStore::drop_schema(&url, &schema).unwrap();
     }
 
     /// A ledger written by schema 1 (bodies in the records table) opens under schema 2 with
@@ -1120,6 +1177,8 @@ mod tests {
         assert_eq!(history.len(), 1);
         assert_eq!(history[0].command, "migrate");
         assert!(history[0].ts.ends_with('Z'), "{}", history[0].ts);
+        // Schema 4 counts the events the ledger had: three, and the migration's.
+        assert_eq!(store.version().unwrap(), 4);
         drop(store);
         PgStore::drop_schema(&url, &schema).unwrap();
     }

@@ -225,9 +225,10 @@ pub trait Store: Send {
     fn scan(&mut self, kind: Kind) -> Result<Vec<Record>, StoreError>;
     /// History of one record, oldest first.
     fn history(&mut self, kind: Kind, key: &str) -> Result<Vec<Event>, StoreError>;
-    /// The newest event's `seq`: the ledger's version. It grows with every change, so a
-    /// changed number means something changed (numbers drawn by a rolled-back write may be
-    /// skipped, so it can exceed the number of events).
+    /// The ledger's version. It grows with every committed change, so a changed number
+    /// means something changed. SQLite, whose writers take turns: the newest event's `seq`.
+    /// PostgreSQL, whose writers draw event numbers ahead and may commit out of their order:
+    /// the count of committed events.
     fn version(&mut self) -> Result<i64, StoreError>;
     /// Name of the backend (`sqlite`, `postgres`).
     fn backend(&self) -> &'static str;
