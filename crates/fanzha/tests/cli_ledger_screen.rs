@@ -183,15 +183,7 @@ fn lines_pretty(o: &Output) -> Value {
 #[test]
 fn kill_9_during_import_loses_nothing_committed() {
     let dir = tempfile::tempdir().unwrap();
-    let f = dir.path().join("big.csv");
-    let mut csv = String::from("msisdn,kind,holder_id,holder_name,holder_uscc,province,channel,agent_id,verification,real_name,state,imsi,imei,activated_at,roaming\n");
-    for i in 0..60_000u64 {
-        csv.push_str(&format!(
-            "138{i:08},mobile,{},测试,,北京,own_store,,id_reader,verified,active,,,,\n",
-            fanzha_model::synth::nth_resident_id(i / 2)
-        ));
-    }
-    std::fs::write(&f, csv).unwrap();
+    let f = write_big_import(dir.path());
     let mut child = Command::new(env!("CARGO_BIN_EXE_fanzha"))
         .arg("--data-dir")
         .arg(dir.path())
@@ -237,6 +229,83 @@ fn kill_9_during_import_loses_nothing_committed() {
         String::from_utf8_lossy(&o.stdout)
     );
     assert_eq!(rusqlite_count(&db), (60_000, 60_000));
+}
+
+/// 60,000 new subscribers, two per holder, in `dir/big.csv`.
+fn write_big_import(dir: &Path) -> std::path::PathBuf {
+    let f = dir.join("big.csv");
+    let mut csv = String::from("msisdn,kind,holder_id,holder_name,holder_uscc,province,channel,agent_id,verification,real_name,state,imsi,imei,activated_at,roaming\n");
+    for i in 0..60_000u64 {
+        csv.push_str(&format!(
+            "138{i:08},mobile,{},测试,,北京,own_store,,id_reader,verified,active,,,,\n",
+            fanzha_model::synth::nth_resident_id(i / 2)
+        ));
+    }
+    std::fs::write(&f, csv).unwrap();
+    f
+}
+
+/// kill -9 during an import into PostgreSQL, whose events stream to the server while a
+/// batch is still being applied: the server drops the killed transaction whole, every
+/// committed batch is intact, and the import can be re-run. Needs the test server
+/// (`scripts/test.sh`).
+#[test]
+fn kill_9_during_postgres_import_loses_nothing_committed() {
+    use fanzha_ledger::{Kind, Store};
+    use fanzha_ledger_postgres::PgStore;
+    let url = std::env::var("FANZHA_TEST_DATABASE_URL")
+        .expect("FANZHA_TEST_DATABASE_URL is not set: run the tests with scripts/test.sh");
+    let schema = format!("kill9_{}", std::process::id());
+    PgStore::drop_schema(&url, &schema).unwrap();
+    let open = || PgStore::connect_in_schema(&url, Some(&schema)).unwrap();
+    drop(open());
+    // The CLI's sessions work in that schema.
+    let in_schema = format!("{url}?options=-csearch_path%3D{schema}");
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_big_import(dir.path());
+    let import = || {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_fanzha"));
+        c.arg("--data-dir")
+            .arg(dir.path())
+            .args(["--database-url", &in_schema])
+            .args(["ledger", "import", "subscribers", f.to_str().unwrap()])
+            .stdout(std::process::Stdio::null());
+        c
+    };
+    let mut child = import().spawn().unwrap();
+    // Wait until a batch is committed, then kill.
+    let mut watch = open();
+    let start = std::time::Instant::now();
+    while watch.version().unwrap() == 0 && start.elapsed() < std::time::Duration::from_secs(60) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let counts = |store: &mut PgStore| {
+        let records = store.scan(Kind::Subscribers).unwrap().len() as i64;
+        (records, store.version().unwrap())
+    };
+    let (records, events) = counts(&mut watch);
+    assert!(records > 0, "no batch was committed before the kill");
+    assert_eq!(
+        records, events,
+        "a record without its event (or the reverse): half-applied write"
+    );
+    assert_eq!(
+        records % 5000,
+        0,
+        "only whole batches are committed: {records}"
+    );
+    let o = import().output().unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(counts(&mut watch), (60_000, 60_000));
+    drop(watch);
+    PgStore::drop_schema(&url, &schema).unwrap();
 }
 
 fn rusqlite_count(db: &Path) -> (i64, i64) {
