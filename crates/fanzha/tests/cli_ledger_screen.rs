@@ -206,17 +206,8 @@ fn kill_9_during_import_loses_nothing_committed() {
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     assert!(db.exists());
-    let conn = rusqlite_count(&db);
-    let (records, events) = conn;
-    assert_eq!(
-        records, events,
-        "a record without its event (or the reverse): half-applied write"
-    );
-    assert_eq!(
-        records % 5000,
-        0,
-        "only whole batches are committed: {records}"
-    );
+    let (records, events) = rusqlite_count(&db);
+    assert_whole_batches(records, events);
     // Re-running completes the import; rows already there are unchanged no-ops.
     let o = fanzha(
         dir.path(),
@@ -229,6 +220,20 @@ fn kill_9_during_import_loses_nothing_committed() {
         String::from_utf8_lossy(&o.stdout)
     );
     assert_eq!(rusqlite_count(&db), (60_000, 60_000));
+}
+
+/// What an import killed midway must leave: every record with its event, and only whole
+/// batches (5,000 rows, then 10,000, 20,000, …).
+fn assert_whole_batches(records: i64, events: i64) {
+    assert_eq!(
+        records, events,
+        "a record without its event (or the reverse): half-applied write"
+    );
+    assert_eq!(
+        records % 5000,
+        0,
+        "only whole batches are committed: {records}"
+    );
 }
 
 /// 60,000 new subscribers, two per holder, in `dir/big.csv`.
@@ -287,15 +292,7 @@ fn kill_9_during_postgres_import_loses_nothing_committed() {
     };
     let (records, events) = counts(&mut watch);
     assert!(records > 0, "no batch was committed before the kill");
-    assert_eq!(
-        records, events,
-        "a record without its event (or the reverse): half-applied write"
-    );
-    assert_eq!(
-        records % 5000,
-        0,
-        "only whole batches are committed: {records}"
-    );
+    assert_whole_batches(records, events);
     let o = import().output().unwrap();
     assert_eq!(
         o.status.code(),
