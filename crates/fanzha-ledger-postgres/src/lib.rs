@@ -1055,6 +1055,12 @@ impl Store for PgStore {
 mod tests {
     use super::*;
 
+    /// The test server's URL (`scripts/test.sh` starts it).
+    fn test_server() -> String {
+        std::env::var("FANZHA_TEST_DATABASE_URL")
+            .expect("FANZHA_TEST_DATABASE_URL is not set: run the tests with scripts/test.sh")
+    }
+
     #[test]
     fn copy_rows_are_length_prefixed_fields_in_copy_binary_format() {
         let mut buf = Vec::new();
@@ -1084,8 +1090,7 @@ mod tests {
     /// there when it stops): dropping the connection's runtime must not block there.
     #[test]
     fn a_store_dropped_in_async_code_does_not_panic() {
-        let url = std::env::var("FANZHA_TEST_DATABASE_URL")
-            .expect("FANZHA_TEST_DATABASE_URL is not set: run the tests with scripts/test.sh");
+        let url = test_server();
         let mut store = PgStore::connect(&url).unwrap();
         store.version().unwrap();
         let outer = tokio::runtime::Builder::new_current_thread()
@@ -1098,8 +1103,7 @@ mod tests {
     /// version, which the screening snapshot follows to see that the ledger changed.
     #[test]
     fn the_version_moves_with_every_commit_whatever_its_event_numbers() {
-        let url = std::env::var("FANZHA_TEST_DATABASE_URL")
-            .expect("FANZHA_TEST_DATABASE_URL is not set: run the tests with scripts/test.sh");
+        let url = test_server();
         let schema = format!("version_{}", std::process::id());
         PgStore::drop_schema(&url, &schema).unwrap();
         let mut first = PgStore::connect_in_schema(&url, Some(&schema)).unwrap();
@@ -1141,8 +1145,7 @@ mod tests {
     /// every record and its history as they were. Needs the test server (`scripts/test.sh`).
     #[test]
     fn schema_1_ledger_migrates_keeping_records_and_history() {
-        let url = std::env::var("FANZHA_TEST_DATABASE_URL")
-            .expect("FANZHA_TEST_DATABASE_URL is not set: run the tests with scripts/test.sh");
+        let url = test_server();
         let schema = format!("migrate_{}", std::process::id());
         {
             let (client, rt) = open(&url).unwrap();

@@ -149,14 +149,7 @@ mod tests {
     }
 
     fn active_cards(h: &Holdings, holder: &str) -> Option<u64> {
-        h.count(&CountQuery {
-            kind: Kind::Subscribers,
-            field: Field::HolderHash,
-            value: holder,
-            subtype: Some("mobile"),
-            exclude_state: "terminated",
-            exclude_key: "",
-        })
+        h.count(&CountQuery::active_mobile_cards(holder, ""))
     }
 
     #[test]
@@ -205,14 +198,7 @@ mod tests {
             Some(&card("k1", Some("a"), "suspended")),
         );
         assert_eq!(active_cards(&h, "a"), Some(1));
-        let q = CountQuery {
-            kind: Kind::Subscribers,
-            field: Field::HolderHash,
-            value: "a",
-            subtype: Some("mobile"),
-            exclude_state: "terminated",
-            exclude_key: "k1",
-        };
+        let q = CountQuery::active_mobile_cards("a", "k1");
         assert_eq!(h.count(&q), Some(0));
         // Another kind's list of the same value is another list.
         assert_eq!(

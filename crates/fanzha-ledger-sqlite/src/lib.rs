@@ -799,16 +799,21 @@ impl Store for SqliteStore {
 mod tests {
     use super::*;
 
+    /// How the record `key`'s holder hash is stored: `blob` when packed.
+    fn holder_hash_type(store: &SqliteStore, key: &str) -> String {
+        store
+            .conn
+            .query_row(
+                "SELECT typeof(holder_hash) FROM records WHERE key = ?1",
+                [key],
+                |r| r.get(0),
+            )
+            .unwrap()
+    }
+
     /// The five-card rule's count (R3.1) for `holder`.
     fn active_mobile_cards(holder: &str) -> CountQuery<'_> {
-        CountQuery {
-            kind: Kind::Subscribers,
-            field: Field::HolderHash,
-            value: holder,
-            subtype: Some("mobile"),
-            exclude_state: "terminated",
-            exclude_key: "",
-        }
+        CountQuery::active_mobile_cards(holder, "")
     }
 
     /// Lookups by holder and by unit seek their index on both columns (a scan of the kind
@@ -895,15 +900,7 @@ mod tests {
             assert_eq!(n, u64::from(*h != "absent"), "{h}");
         }
         drop(tx);
-        let stored: String = store
-            .conn
-            .query_row(
-                "SELECT typeof(holder_hash) FROM records WHERE key = '+8613800000000'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
-        assert_eq!(stored, "blob");
+        assert_eq!(holder_hash_type(&store, "+8613800000000"), "blob");
     }
 
     /// A ledger written by schema 1 (bodies in the records table) opens under the latest
@@ -948,15 +945,7 @@ mod tests {
         assert_eq!(card.holder_hash.as_deref(), Some("h1"));
         // A hex holder hash is packed by schema 3 and reads back the same.
         let hex = "8b23a1d4542600c27db8b261f8cebb7c9a2d6b2e60b2bf9d6ecaf304769ddbe5";
-        let packed: String = store
-            .conn
-            .query_row(
-                "SELECT typeof(holder_hash) FROM records WHERE key = '+8613800138001'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
-        assert_eq!(packed, "blob");
+        assert_eq!(holder_hash_type(&store, "+8613800138001"), "blob");
         let other = store
             .get(Kind::Subscribers, "+8613800138001")
             .unwrap()

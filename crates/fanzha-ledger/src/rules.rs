@@ -591,14 +591,7 @@ pub fn finish_subscriber<'p>(
     // R3.1 一证五卡: counted inside the transaction, under a lock on the holder.
     if let Some(h) = holder_limit {
         tx.lock(format_args!("holder:{h}"))?;
-        let held = tx.count(&CountQuery {
-            kind: Kind::Subscribers,
-            field: Field::HolderHash,
-            value: h,
-            subtype: Some("mobile"),
-            exclude_state: "terminated",
-            exclude_key: &record.key,
-        })?;
+        let held = tx.count(&CountQuery::active_mobile_cards(h, &record.key))?;
         if held >= MAX_CARDS_PER_HOLDER {
             return refuse("R3.1", format!("holder already has {held} active cards"));
         }

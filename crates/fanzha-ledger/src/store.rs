@@ -129,6 +129,21 @@ pub struct CountQuery<'a> {
     pub exclude_key: &'a str,
 }
 
+impl<'a> CountQuery<'a> {
+    /// R3.1's count: the holder's mobile cards that are not terminated, other than the card
+    /// `except_key` (the one being written).
+    pub fn active_mobile_cards(holder_hash: &'a str, except_key: &'a str) -> CountQuery<'a> {
+        CountQuery {
+            kind: Kind::Subscribers,
+            field: Field::HolderHash,
+            value: holder_hash,
+            subtype: Some("mobile"),
+            exclude_state: "terminated",
+            exclude_key: except_key,
+        }
+    }
+}
+
 /// Errors of a backend.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
