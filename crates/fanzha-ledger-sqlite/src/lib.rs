@@ -5,7 +5,7 @@
 mod holdings;
 
 use fanzha_ledger::store::{
-    Change, Columns, CountQuery, Event, Field, Record, Store, StoreError, Tx,
+    holder_tag, Change, Columns, CountQuery, Event, Field, Record, Store, StoreError, Tx,
 };
 use fanzha_ledger::Kind;
 use rusqlite::types::{FromSql, FromSqlResult, ToSqlOutput, ValueRef};
@@ -333,7 +333,8 @@ fn packs(hash: &str) -> bool {
 }
 
 /// The tag of a holder hash as stored (schema 5): the first eight bytes of its stored form
-/// (the packed bytes, or the text's bytes), big-endian, zero-padded.
+/// (the packed bytes, or the text's bytes), big-endian, zero-padded; for a hash as written,
+/// [`holder_tag`], which stores it as [`pack`] does.
 fn tag_of_stored(bytes: &[u8]) -> i64 {
     let mut tag = [0u8; 8];
     let n = bytes.len().min(8);
@@ -341,16 +342,14 @@ fn tag_of_stored(bytes: &[u8]) -> i64 {
     i64::from_be_bytes(tag)
 }
 
-/// The tag of holder hash `hash` ([`tag_of_stored`] of its stored form, see [`pack`]).
-fn holder_tag(hash: &str) -> i64 {
-    if !packs(hash) {
-        return tag_of_stored(hash.as_bytes());
+/// [`tag_of_stored`] of a value as bound (the hash already packed: no second decoding).
+fn stored_tag(v: &ToSqlOutput<'_>) -> i64 {
+    match v {
+        ToSqlOutput::Borrowed(ValueRef::Blob(b) | ValueRef::Text(b)) => tag_of_stored(b),
+        ToSqlOutput::Owned(rusqlite::types::Value::Blob(b)) => tag_of_stored(b),
+        ToSqlOutput::Owned(rusqlite::types::Value::Text(t)) => tag_of_stored(t.as_bytes()),
+        _ => unreachable!("a holder hash is bound as text or bytes"),
     }
-    let digits = &hash[..hash.len().min(16)];
-    let mut bytes = [0u8; 8];
-    let n = digits.len() / 2;
-    hex::decode_to_slice(digits, &mut bytes[..n]).expect("checked: hex digits, even length");
-    tag_of_stored(&bytes[..n])
 }
 
 /// `holder_tag(value)` in SQL, for the migration that tags the hashes already stored.
@@ -602,16 +601,18 @@ impl SqliteTx<'_> {
             (&mut self.hot.insert_new_record, INSERT_NEW_RECORD)
         };
         let mut buf = [0; 32];
+        let holder = r.holder_hash.map(|h| pack(h, &mut buf));
+        let tag = holder.as_ref().map(stored_tag);
         hot(self.conn, slot, sql)?
             .execute(params![
                 r.kind.as_str(),
                 r.key,
-                r.holder_hash.map(|h| pack(h, &mut buf)),
+                holder,
                 r.unit,
                 r.subtype,
                 r.state,
                 seq,
-                r.holder_hash.map(holder_tag)
+                tag
             ])
             .map_err(db)
     }
@@ -960,76 +961,6 @@ mod tests {
         }
         drop(tx);
         assert_eq!(holder_hash_type(&store, "+8613800000000"), "blob");
-    }
-
-    /// Holders whose hashes share a tag (the holder index's key, schema 5) are told apart:
-    /// counts, lookups and the read-ahead answer for the exact hash only.
-    #[test]
-    fn holders_sharing_a_tag_are_counted_apart() {
-        let mut store = SqliteStore::in_memory().unwrap();
-        let prefix = "0123456789abcdef";
-        let (a, b) = (
-            format!("{prefix}{}", "0".repeat(48)),
-            format!("{prefix}{}", "1".repeat(48)),
-        );
-        // Not hex: tagged by their first eight bytes of text, the same for both.
-        let (c, d) = ("holder-x-1", "holder-x-2");
-        assert_eq!(holder_tag(&a), holder_tag(&b));
-        assert_eq!(holder_tag(c), holder_tag(d));
-        assert_ne!(holder_tag(&a), holder_tag(c));
-        let cards = [(&*a, 2), (&*b, 1), (c, 3), (d, 1)];
-        let change = Change {
-            ts: "2026-01-01T00:00:00+08:00",
-            actor: "t",
-            command: "import",
-            before: &Value::Null,
-        };
-        let mut tx = store.begin().unwrap();
-        let mut n = 0;
-        for (holder, count) in cards {
-            for _ in 0..count {
-                let key = format!("+86138000000{n:02}");
-                n += 1;
-                let card = Columns {
-                    kind: Kind::Subscribers,
-                    key: &key,
-                    holder_hash: Some(holder),
-                    unit: None,
-                    subtype: Some("mobile"),
-                    state: Some("active"),
-                };
-                assert!(tx.write_new(&card, "{}", &change).unwrap());
-            }
-        }
-        for (holder, count) in cards {
-            assert_eq!(
-                tx.count(&active_mobile_cards(holder)).unwrap(),
-                count,
-                "{holder}"
-            );
-            let found = tx
-                .find(Kind::Subscribers, Field::HolderHash, holder)
-                .unwrap();
-            assert_eq!(found.len() as u64, count, "{holder}");
-            assert!(found
-                .iter()
-                .all(|r| r.holder_hash.as_deref() == Some(holder)));
-        }
-        tx.commit().unwrap();
-        // Read ahead for one holder of each pair only, then for all.
-        let mut tx = store.begin().unwrap();
-        tx.prefetch(Kind::Subscribers, &[], &[&a, c]).unwrap();
-        assert_eq!(tx.count(&active_mobile_cards(&a)).unwrap(), 2);
-        assert_eq!(tx.count(&active_mobile_cards(c)).unwrap(), 3);
-        tx.prefetch(Kind::Subscribers, &[], &[&a, &b, c, d])
-            .unwrap();
-        for (holder, count) in cards {
-            assert_eq!(
-                tx.count(&active_mobile_cards(holder)).unwrap(),
-                count,
-                "{holder}"
-            );
-        }
     }
 
     /// A ledger written by schema 1 (bodies in the records table) opens under the latest

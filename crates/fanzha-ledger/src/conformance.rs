@@ -8,7 +8,7 @@
 use crate::kind::Kind;
 use crate::ledger::{Actor, ImportError, ImportReport, Ledger};
 use crate::pii::PiiVault;
-use crate::store::Store;
+use crate::store::{holder_tag, Change, Columns, CountQuery, Field, Store};
 use fanzha_model::synth::{nth_resident_id, uscc};
 use fanzha_model::Date;
 use serde_json::Value;
@@ -26,7 +26,8 @@ macro_rules! conformance_suite {
             rewrites_in_one_file_and_later_keep_every_body_and_event,
             concurrent_imports_of_the_same_new_rows,
             five_card_limit_follows_rewrites_within_one_import,
-            a_long_import_keeps_limits_and_history_across_batches);
+            a_long_import_keeps_limits_and_history_across_batches,
+            holders_sharing_a_tag_are_counted_apart);
     };
     (@cases $fresh:expr; $($name:ident),* $(,)?) => {
         $(
@@ -785,4 +786,78 @@ pub fn disposal_and_appeal_are_audited<S: Store>(connect: &dyn Fn() -> S) {
     let h = l.history(Kind::Subscribers, "13700000009").unwrap();
     let commands: Vec<&str> = h.iter().map(|e| e["command"].as_str().unwrap()).collect();
     assert_eq!(commands, ["import", "dispose_suspend", "appeal_unblock"]);
+}
+
+/// Holders whose hashes share a tag (what SQLite's holder index keys, see [`holder_tag`])
+/// or a long prefix are told apart: counts, lookups and the read-ahead answer for the exact
+/// hash only (R3.1's count must never merge two people).
+pub fn holders_sharing_a_tag_are_counted_apart<S: Store>(connect: &dyn Fn() -> S) {
+    let mut store = connect();
+    let prefix = "0123456789abcdef";
+    let (a, b) = (
+        format!("{prefix}{}", "0".repeat(48)),
+        format!("{prefix}{}", "1".repeat(48)),
+    );
+    // Not hex: tagged by their first eight bytes of text, the same for both.
+    let (c, d) = ("holder-x-1", "holder-x-2");
+    assert_eq!(holder_tag(&a), holder_tag(&b));
+    assert_eq!(holder_tag(c), holder_tag(d));
+    assert_ne!(holder_tag(&a), holder_tag(c));
+    let cards = [(&*a, 2), (&*b, 1), (c, 3), (d, 1)];
+    let change = Change {
+        ts: "2026-01-01T00:00:00+08:00",
+        actor: "conformance",
+        command: "import",
+        before: &Value::Null,
+    };
+    let active = |h| CountQuery::active_mobile_cards(h, "");
+    let mut tx = store.begin().expect("begin");
+    let mut n = 0;
+    for (holder, count) in cards {
+        for _ in 0..count {
+            let key = format!("+86138000000{n:02}");
+            n += 1;
+            let card = Columns {
+                kind: Kind::Subscribers,
+                key: &key,
+                holder_hash: Some(holder),
+                unit: None,
+                subtype: Some("mobile"),
+                state: Some("active"),
+            };
+            assert!(tx.write_new(&card, "{}", &change).expect("write"));
+        }
+    }
+    for (holder, count) in cards {
+        assert_eq!(tx.count(&active(holder)).expect("count"), count, "{holder}");
+        let found = tx
+            .find(Kind::Subscribers, Field::HolderHash, holder)
+            .expect("find");
+        assert_eq!(found.len() as u64, count, "{holder}");
+        assert!(found
+            .iter()
+            .all(|r| r.holder_hash.as_deref() == Some(holder)));
+    }
+    tx.commit().expect("commit");
+    // From the database: read ahead for one holder of each pair only, then for all; then
+    // without reading ahead.
+    let mut tx = store.begin().expect("begin");
+    tx.prefetch(Kind::Subscribers, &[], &[&a, c])
+        .expect("prefetch");
+    assert_eq!(tx.count(&active(&a)).expect("count"), 2);
+    assert_eq!(tx.count(&active(c)).expect("count"), 3);
+    tx.prefetch(Kind::Subscribers, &[], &[&a, &b, c, d])
+        .expect("prefetch");
+    for (holder, count) in cards {
+        assert_eq!(tx.count(&active(holder)).expect("count"), count, "{holder}");
+    }
+    drop(tx);
+    let mut tx = store.begin().expect("begin");
+    for (holder, count) in cards {
+        assert_eq!(tx.count(&active(holder)).expect("count"), count, "{holder}");
+        let found = tx
+            .find(Kind::Subscribers, Field::HolderHash, holder)
+            .expect("find");
+        assert_eq!(found.len() as u64, count, "{holder}");
+    }
 }

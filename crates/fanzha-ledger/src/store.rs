@@ -144,6 +144,25 @@ impl<'a> CountQuery<'a> {
     }
 }
 
+/// A holder hash's tag, for a backend's holder index (SQLite's): its first eight bytes as an integer
+/// (big-endian, zero-padded), where a hash in lower-case hex of even length (as the vault
+/// writes them) counts as the bytes its digits spell, and any other text as its UTF-8 bytes.
+/// An index of 8-byte integers is a fraction of one of 64-character hashes; hashes sharing
+/// a tag are told apart by comparing the whole hash in the row.
+pub fn holder_tag(hash: &str) -> i64 {
+    let mut tag = [0u8; 8];
+    if hash.len().is_multiple_of(2) && hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    {
+        let digits = &hash[..hash.len().min(16)];
+        hex::decode_to_slice(digits, &mut tag[..digits.len() / 2])
+            .expect("checked: hex digits, even length");
+    } else {
+        let n = hash.len().min(8);
+        tag[..n].copy_from_slice(&hash.as_bytes()[..n]);
+    }
+    i64::from_be_bytes(tag)
+}
+
 /// Errors of a backend.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -268,5 +287,24 @@ impl Store for Box<dyn Store> {
     }
     fn backend(&self) -> &'static str {
         (**self).backend()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_holder_tag_is_the_first_eight_bytes_of_the_hash() {
+        let hex = "8b23a1d4542600c27db8b261f8cebb7c9a2d6b2e60b2bf9d6ecaf304769ddbe5";
+        assert_eq!(holder_tag(hex), 0x8b23a1d4542600c2_u64 as i64);
+        // Short hex is zero-padded; text that is not lower-case hex of even length counts
+        // as its bytes.
+        assert_eq!(holder_tag("ab"), 0xab00000000000000_u64 as i64);
+        assert_eq!(holder_tag(""), 0);
+        assert_eq!(holder_tag("abc"), i64::from_be_bytes(*b"abc\0\0\0\0\0"));
+        assert_eq!(holder_tag("AB"), i64::from_be_bytes(*b"AB\0\0\0\0\0\0"));
+        assert_eq!(holder_tag("holder-x-1"), holder_tag("holder-x-2"));
+        assert_ne!(holder_tag(hex), holder_tag(&hex.to_uppercase()));
     }
 }
