@@ -594,6 +594,47 @@ impl<'c> PgTx<'c> {
     }
 }
 
+/// Keys whose numbers are at most this far apart share a range scan in the read-ahead: a
+/// range over-reads at most this many numbers between two keys of the batch.
+const KEY_GAP: u64 = 32;
+
+/// The number a key spells: its digits after an optional `+` (E.164 numbers, numbers of
+/// key services), if it is one.
+fn key_number(key: &str) -> Option<u64> {
+    let digits = key.strip_prefix('+').unwrap_or(key);
+    if digits.is_empty() || digits.len() > 19 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// Ranges `(low, high)` covering the sorted, distinct `keys` for the read-ahead: consecutive
+/// keys join one range when they are numbers of the same length and form (`+` or not) at
+/// most [`KEY_GAP`] apart, so a block of numbers is one range; any other key is a range of
+/// its own. Every key lies in exactly one range, in byte order (the keys' collation, "C").
+fn key_ranges<'a>(keys: &[&'a str]) -> Vec<(&'a str, &'a str)> {
+    let mut ranges = Vec::new();
+    let Some((&first, rest)) = keys.split_first() else {
+        return ranges;
+    };
+    let (mut low, mut high) = (first, first);
+    for &key in rest {
+        let near = key.len() == high.len()
+            && key.starts_with('+') == high.starts_with('+')
+            && matches!(
+                (key_number(high), key_number(key)),
+                (Some(a), Some(b)) if b >= a && b - a <= KEY_GAP
+            );
+        if !near {
+            ranges.push((low, high));
+            low = key;
+        }
+        high = key;
+    }
+    ranges.push((low, high));
+    ranges
+}
+
 /// A record's identity: its kind and key.
 type RecordKey = (Kind, String);
 
@@ -819,28 +860,38 @@ impl Tx for PgTx<'_> {
                 .map_err(db_error)?;
             self.locked.extend(scopes);
         }
-        let keys: Vec<&str> = keys
+        let mut keys: Vec<&str> = keys
             .iter()
             .copied()
             .filter(|k| !self.read.contains_key(&(kind, k.to_string())))
             .collect();
         if !keys.is_empty() {
+            // One index range scan per run of near numbers (see `key_ranges`), not one probe
+            // per key: an import of a number block reads a handful of ranges.
+            keys.sort_unstable();
+            keys.dedup();
+            let (low, high): (Vec<&str>, Vec<&str>) = key_ranges(&keys).into_iter().unzip();
             let rows = self
                 .db()
                 .query(
                     &format!(
-                        "SELECT x.* FROM unnest($2::text[]) AS k(key) CROSS JOIN LATERAL
-                         ({SELECT} WHERE r.kind = $1 AND r.key = k.key OFFSET 0) x"
+                        "SELECT x.* FROM unnest($2::text[], $3::text[]) AS k(low, high)
+                         CROSS JOIN LATERAL
+                         ({SELECT} WHERE r.key >= k.low AND r.key <= k.high AND r.kind = $1
+                          OFFSET 0) x"
                     ),
-                    &[&kind.as_str(), &keys],
+                    &[&kind.as_str(), &low, &high],
                 )
                 .map_err(db_error)?;
             for k in &keys {
                 self.read.insert((kind, k.to_string()), None);
             }
             for row in &rows {
-                let r = to_record(row)?;
-                self.read.insert((kind, r.key.clone()), Some(r));
+                // Only the keys asked for: a range may hold others, which are left alone.
+                let key = row.get::<_, &str>(1);
+                if let Some(slot) = self.read.get_mut(&(kind, key.to_string())) {
+                    *slot = Some(to_record(row)?);
+                }
             }
         }
         let mut hashes: Vec<&str> = holder_hashes.to_vec();
@@ -1059,6 +1110,60 @@ mod tests {
     fn test_server() -> String {
         std::env::var("FANZHA_TEST_DATABASE_URL")
             .expect("FANZHA_TEST_DATABASE_URL is not set: run the tests with scripts/test.sh")
+    }
+
+    /// A block of numbers is read as one range; gaps, other lengths and keys that are not
+    /// numbers start ranges of their own.
+    #[test]
+    fn number_blocks_are_read_ahead_as_ranges() {
+        let mut keys: Vec<String> = (0..100)
+            .flat_map(|i| ["138", "139", "150"].map(|seg| format!("+86{seg}{i:08}")))
+            .collect();
+        keys.extend([
+            "+8613800000200".into(),
+            "+861380000020".into(),
+            "91110000600037341L".into(),
+        ]);
+        keys.sort();
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        assert_eq!(
+            key_ranges(&keys),
+            [
+                ("+8613800000000", "+8613800000099"),
+                // Shorter, so between them in byte order.
+                ("+861380000020", "+861380000020"),
+                ("+8613800000200", "+8613800000200"),
+                ("+8613900000000", "+8613900000099"),
+                ("+8615000000000", "+8615000000099"),
+                ("91110000600037341L", "91110000600037341L"),
+            ]
+        );
+        assert!(key_ranges(&[]).is_empty());
+    }
+
+    proptest::proptest! {
+        /// Every key of the batch lies in exactly one range, in byte order, and ranges start
+        /// and end on keys of the batch.
+        #[test]
+        fn key_ranges_cover_each_key_once(
+            mut keys in proptest::collection::vec("[+]?[0-9]{1,4}|[+]?[0-9a-c]{1,3}", 0..60)
+        ) {
+            keys.sort();
+            keys.dedup();
+            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+            let ranges = key_ranges(&keys);
+            for (low, high) in &ranges {
+                proptest::prop_assert!(low <= high);
+                proptest::prop_assert!(keys.contains(low) && keys.contains(high));
+            }
+            for pair in ranges.windows(2) {
+                proptest::prop_assert!(pair[0].1 < pair[1].0);
+            }
+            for key in &keys {
+                let holding = ranges.iter().filter(|(l, h)| l <= key && key <= h).count();
+                proptest::prop_assert_eq!(holding, 1, "{}", key);
+            }
+        }
     }
 
     #[test]
