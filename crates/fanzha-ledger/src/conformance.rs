@@ -788,7 +788,7 @@ pub fn disposal_and_appeal_are_audited<S: Store>(connect: &dyn Fn() -> S) {
     assert_eq!(commands, ["import", "dispose_suspend", "appeal_unblock"]);
 }
 
-/// Holders whose hashes share a tag (what SQLite's holder index keys, see [`holder_tag`])
+/// Holders whose hashes share a tag (what the backends' holder indexes key, see [`holder_tag`])
 /// or a long prefix are told apart: counts, lookups and the read-ahead answer for the exact
 /// hash only (R3.1's count must never merge two people).
 pub fn holders_sharing_a_tag_are_counted_apart<S: Store>(connect: &dyn Fn() -> S) {

@@ -144,7 +144,7 @@ impl<'a> CountQuery<'a> {
     }
 }
 
-/// A holder hash's tag, for a backend's holder index (SQLite's): its first eight bytes as an integer
+/// A holder hash's tag, for backends' holder indexes: its first eight bytes as an integer
 /// (big-endian, zero-padded), where a hash in lower-case hex of even length (as the vault
 /// writes them) counts as the bytes its digits spell, and any other text as its UTF-8 bytes.
 /// An index of 8-byte integers is a fraction of one of 64-character hashes; hashes sharing
