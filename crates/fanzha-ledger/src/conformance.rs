@@ -8,7 +8,7 @@
 use crate::kind::Kind;
 use crate::ledger::{Actor, ImportError, ImportReport, Ledger};
 use crate::pii::PiiVault;
-use crate::store::{holder_tag, Change, Columns, CountQuery, Field, Store};
+use crate::store::{holder_tag, Change, Columns, CountQuery, Field, Store, Tx};
 use fanzha_model::synth::{nth_resident_id, uscc};
 use fanzha_model::Date;
 use serde_json::Value;
@@ -828,16 +828,7 @@ pub fn holders_sharing_a_tag_are_counted_apart<S: Store>(connect: &dyn Fn() -> S
             assert!(tx.write_new(&card, "{}", &change).expect("write"));
         }
     }
-    for (holder, count) in cards {
-        assert_eq!(tx.count(&active(holder)).expect("count"), count, "{holder}");
-        let found = tx
-            .find(Kind::Subscribers, Field::HolderHash, holder)
-            .expect("find");
-        assert_eq!(found.len() as u64, count, "{holder}");
-        assert!(found
-            .iter()
-            .all(|r| r.holder_hash.as_deref() == Some(holder)));
-    }
+    assert_counted_apart(tx.as_mut(), &cards);
     tx.commit().expect("commit");
     // From the database: read ahead for one holder of each pair only, then for all; then
     // without reading ahead.
@@ -852,12 +843,22 @@ pub fn holders_sharing_a_tag_are_counted_apart<S: Store>(connect: &dyn Fn() -> S
         assert_eq!(tx.count(&active(holder)).expect("count"), count, "{holder}");
     }
     drop(tx);
-    let mut tx = store.begin().expect("begin");
-    for (holder, count) in cards {
-        assert_eq!(tx.count(&active(holder)).expect("count"), count, "{holder}");
+    assert_counted_apart(store.begin().expect("begin").as_mut(), &cards);
+}
+
+/// Each holder's count and lookup find exactly its own cards, `count` of them.
+fn assert_counted_apart(tx: &mut dyn Tx, cards: &[(&str, u64)]) {
+    for &(holder, count) in cards {
+        let counted = tx
+            .count(&CountQuery::active_mobile_cards(holder, ""))
+            .expect("count");
+        assert_eq!(counted, count, "{holder}");
         let found = tx
             .find(Kind::Subscribers, Field::HolderHash, holder)
             .expect("find");
         assert_eq!(found.len() as u64, count, "{holder}");
+        assert!(found
+            .iter()
+            .all(|r| r.holder_hash.as_deref() == Some(holder)));
     }
 }
