@@ -5,7 +5,8 @@
 mod holdings;
 
 use fanzha_ledger::store::{
-    holder_tag, Change, Columns, CountQuery, Event, Field, Record, Store, StoreError, Tx,
+    holder_tag, is_hex_hash, Change, Columns, CountQuery, Event, Field, Record, Store, StoreError,
+    Tx,
 };
 use fanzha_ledger::Kind;
 use rusqlite::types::{FromSql, FromSqlResult, ToSqlOutput, ValueRef};
@@ -312,11 +313,11 @@ fn migrate(conn: &mut Connection) -> rusqlite::Result<(i64, i64)> {
     Ok((current, latest))
 }
 
-/// A holder hash as stored (schema 3, [`packed!`]): lower-case hex of even length as the
+/// A holder hash as stored (schema 3, [`packed!`]): a hex hash ([`is_hex_hash`]) as the
 /// bytes it spells (half the size), any other text as it is. A 64-digit hash, as the
 /// vault makes them, is decoded into `buf` rather than a new allocation.
 fn pack<'a>(hash: &'a str, buf: &'a mut [u8; 32]) -> ToSqlOutput<'a> {
-    if !packs(hash) {
+    if !is_hex_hash(hash) {
         return ToSqlOutput::Borrowed(ValueRef::Text(hash.as_bytes()));
     }
     match hex::decode_to_slice(hash, buf) {
@@ -325,11 +326,6 @@ fn pack<'a>(hash: &'a str, buf: &'a mut [u8; 32]) -> ToSqlOutput<'a> {
             hex::decode(hash).expect("checked: hex digits, even length"),
         )),
     }
-}
-
-/// Whether [`pack`] stores `hash` as bytes: lower-case hex of even length.
-fn packs(hash: &str) -> bool {
-    hash.len().is_multiple_of(2) && hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// The tag of a holder hash as stored (schema 5): the first eight bytes of its stored form
@@ -655,10 +651,10 @@ impl Tx for SqliteTx<'_> {
         let mut buf = [0; 32];
         let value_stored = stored(field, value, &mut buf);
         let rows = match field {
-            Field::HolderHash => st.query_map(
-                params![kind.as_str(), value_stored, holder_tag(value)],
-                row_to_record,
-            ),
+            Field::HolderHash => {
+                let tag = stored_tag(&value_stored);
+                st.query_map(params![kind.as_str(), value_stored, tag], row_to_record)
+            }
             Field::Unit => st.query_map(params![kind.as_str(), value_stored], row_to_record),
         }
         .map_err(db)?;
@@ -679,7 +675,7 @@ impl Tx for SqliteTx<'_> {
         let (subtype, state, key) = (q.subtype, q.exclude_state, q.exclude_key);
         let n: i64 = match q.field {
             Field::HolderHash => {
-                let tag = holder_tag(q.value);
+                let tag = stored_tag(&value);
                 st.query_row(params![kind, value, subtype, state, key, tag], |r| r.get(0))
             }
             Field::Unit => st.query_row(params![kind, value, subtype, state, key], |r| r.get(0)),

@@ -144,15 +144,21 @@ impl<'a> CountQuery<'a> {
     }
 }
 
+/// Whether a holder hash is lower-case hex of even length, as the vault writes them: such a
+/// hash stands for the bytes its digits spell (in [`holder_tag`], and in a backend that
+/// stores it as those bytes).
+pub fn is_hex_hash(hash: &str) -> bool {
+    hash.len().is_multiple_of(2) && hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// A holder hash's tag, for backends' holder indexes: its first eight bytes as an integer
-/// (big-endian, zero-padded), where a hash in lower-case hex of even length (as the vault
-/// writes them) counts as the bytes its digits spell, and any other text as its UTF-8 bytes.
-/// An index of 8-byte integers is a fraction of one of 64-character hashes; hashes sharing
-/// a tag are told apart by comparing the whole hash in the row.
+/// (big-endian, zero-padded), where a hex hash ([`is_hex_hash`]) counts as the bytes its
+/// digits spell, and any other text as its UTF-8 bytes. An index of 8-byte integers is a
+/// fraction of one of 64-character hashes; hashes sharing a tag are told apart by comparing
+/// the whole hash in the row.
 pub fn holder_tag(hash: &str) -> i64 {
     let mut tag = [0u8; 8];
-    if hash.len().is_multiple_of(2) && hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-    {
+    if is_hex_hash(hash) {
         let digits = &hash[..hash.len().min(16)];
         hex::decode_to_slice(digits, &mut tag[..digits.len() / 2])
             .expect("checked: hex digits, even length");
