@@ -1,7 +1,8 @@
 //! The ledger's backend at scale: PostgreSQL. Limits are race-free through transaction-level
 //! advisory locks on the subject (one holder, one unit and type) taken before counting.
 //! Round trips and the server's time are the cost here, so a transaction reads ahead what a
-//! batch will need ([`Tx::prefetch`], which also draws the batch's event numbers) and writes
+//! batch will need ([`Tx::prefetch`], which also draws the batch's event numbers; its
+//! prepared statements go to the server at once and run back to back) and writes
 //! behind: events stream to the server by binary `COPY` while the batch's rows are still
 //! being applied, records go at commit (new ones by `COPY`, rewritten ones by one `unnest`
 //! upsert). The client is tokio-postgres, its connection on a runtime of its own, so the
@@ -13,15 +14,16 @@ use fanzha_ledger::store::{
     holder_tag, Change, Columns, CountQuery, Event, Field, Record, Store, StoreError, Tx,
 };
 use fanzha_ledger::Kind;
+use futures_util::future::{try_join3, try_join4};
 use futures_util::SinkExt;
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use serde_json::Value;
-use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::pin::Pin;
 use std::str::FromStr;
 use tokio::runtime::Runtime;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, CopyInSink, GenericClient, NoTls, Row, Transaction};
+use tokio_postgres::{Client, CopyInSink, GenericClient, NoTls, Row, Statement, Transaction};
 
 const MIGRATIONS: &[(i64, &str)] = &[
     (
@@ -162,6 +164,7 @@ fn db_error(e: tokio_postgres::Error) -> StoreError {
 /// A ledger in a PostgreSQL database (optionally in its own schema).
 pub struct PgStore {
     client: Client,
+    statements: Statements,
     /// The runtime of the client's connection; None only in `drop`.
     rt: Option<Runtime>,
 }
@@ -298,10 +301,95 @@ impl PgStore {
             .map_err(db_error)?;
         }
         rt.block_on(tx.commit()).map_err(db_error)?;
+        let statements = rt
+            .block_on(Statements::prepare(&client))
+            .map_err(db_error)?;
         Ok(PgStore {
             client,
+            statements,
             rt: Some(rt),
         })
+    }
+}
+
+/// The statements of a batch's read-ahead and of drawing event numbers, prepared once per
+/// connection. Prepared, a statement goes to the server in one message, so several can be
+/// sent at once and run back to back in the order sent (tokio-postgres sends requests in
+/// the order their futures are first polled), while this side works on the next.
+struct Statements {
+    /// Takes the lock buckets of the subjects `$1` (text[]), in bucket order.
+    lock_buckets: Statement,
+    /// Records of kind `$1` with keys in the ranges `$2` (lows) … `$3` (highs).
+    records_in_ranges: Statement,
+    /// Subscribers' heads by holder: hashes `$1`, their tags `$2`.
+    subscribers_of_holders: Statement,
+    /// The lock under which event numbers are drawn, taken and given back.
+    seq_lock: Statement,
+    seq_unlock: Statement,
+    /// Draws `$1` event numbers and answers the last.
+    draw_seqs: Statement,
+}
+
+impl Statements {
+    async fn prepare(c: &Client) -> Result<Statements, tokio_postgres::Error> {
+        let (lock_buckets, records_in_ranges, subscribers_of_holders) = try_join3(
+            c.prepare(&format!(
+                "SELECT pg_advisory_xact_lock({LOCK_CLASS}, b) FROM
+                   (SELECT DISTINCT {LOCK_BUCKET} AS b FROM unnest($1::text[]) AS t(s)) u
+                 ORDER BY b"
+            )),
+            c.prepare(&format!(
+                "SELECT x.* FROM unnest($2::text[], $3::text[]) AS k(low, high)
+                 CROSS JOIN LATERAL
+                 ({SELECT} WHERE r.key >= k.low AND r.key <= k.high AND r.kind = $1 OFFSET 0) x"
+            )),
+            c.prepare(&format!(
+                "SELECT x.* FROM unnest($1::text[], $2::bigint[]) AS h(hash, tag)
+                 CROSS JOIN LATERAL
+                 ({SELECT_HEAD} WHERE r.holder_tag = h.tag AND r.holder_hash = h.hash
+                  AND r.kind = 'subscribers' OFFSET 0) x"
+            )),
+        )
+        .await?;
+        let (seq_lock, seq_unlock, draw_seqs) = try_join3(
+            c.prepare(&format!(
+                "SELECT pg_advisory_lock({LOCK_CLASS}, {SEQ_LOCK})"
+            )),
+            c.prepare(&format!(
+                "SELECT pg_advisory_unlock({LOCK_CLASS}, {SEQ_LOCK})"
+            )),
+            c.prepare(
+                "SELECT setval(pg_get_serial_sequence('events', 'seq'),
+                               nextval(pg_get_serial_sequence('events', 'seq')) + $1 - 1)",
+            ),
+        )
+        .await?;
+        Ok(Statements {
+            lock_buckets,
+            records_in_ranges,
+            subscribers_of_holders,
+            seq_lock,
+            seq_unlock,
+            draw_seqs,
+        })
+    }
+
+    /// Draws `n` event numbers: the lock, the draw and the unlock sent at once (so one
+    /// round trip, and the draw still runs under the lock). Every allocation takes the same
+    /// session lock, so none can interleave.
+    async fn draw_seqs(
+        &self,
+        tx: &Transaction<'_>,
+        n: i64,
+    ) -> Result<Range<i64>, tokio_postgres::Error> {
+        let (_, last, _) = try_join3(
+            tx.execute(&self.seq_lock, &[]),
+            tx.query_one(&self.draw_seqs, &[&n]),
+            tx.execute(&self.seq_unlock, &[]),
+        )
+        .await?;
+        let last: i64 = last.get(0);
+        Ok(last - n + 1..last + 1)
     }
 }
 
@@ -361,6 +449,7 @@ fn to_head(row: &Row) -> Result<Record, StoreError> {
 pub struct PgTx<'c> {
     rt: &'c Runtime,
     tx: Transaction<'c>,
+    statements: &'c Statements,
     /// Records read from the database with their numbers (None = known absent).
     read: HashMap<(Kind, String), Option<(Record, i64)>>,
     /// Records written in this transaction, last write wins.
@@ -427,29 +516,15 @@ impl<'c> PgTx<'c> {
         }
     }
 
-    /// Draws `n` event numbers. One step however many (n `nextval` calls cost microseconds
-    /// each); every allocation takes the same session lock, so none can interleave.
+    /// Draws `n` event numbers in one step however many (n `nextval` calls cost
+    /// microseconds each).
     fn draw_seqs(&mut self, n: usize) -> Result<Range<i64>, StoreError> {
         self.end_stream()?;
         let n = i64::try_from(n)
             .map_err(|_| StoreError::Database("too many events in one transaction".into()))?;
-        let db = self.db();
-        db.execute("SELECT pg_advisory_lock($1, $2)", &[&LOCK_CLASS, &SEQ_LOCK])
-            .map_err(db_error)?;
-        let last = db
-            .query_one(
-                "SELECT setval(pg_get_serial_sequence('events', 'seq'),
-                               nextval(pg_get_serial_sequence('events', 'seq')) + $1 - 1)",
-                &[&n],
-            )
-            .map(|r| r.get::<_, i64>(0));
-        db.execute(
-            "SELECT pg_advisory_unlock($1, $2)",
-            &[&LOCK_CLASS, &SEQ_LOCK],
-        )
-        .map_err(db_error)?;
-        let last = last.map_err(db_error)?;
-        Ok(last - n + 1..last + 1)
+        self.rt
+            .block_on(self.statements.draw_seqs(&self.tx, n))
+            .map_err(db_error)
     }
 
     /// Streams the events written since the last send once enough have gathered and
@@ -926,103 +1001,113 @@ impl Tx for PgTx<'_> {
     ) -> Result<(), StoreError> {
         self.end_stream()?;
         let keys_hint = keys.len();
-        // Locks first, in sorted order (no deadlock between concurrent batches), then reads.
-        let mut scopes: Vec<String> = holder_hashes
+        // Distinct holders in order, once, for the locks and the reads.
+        let mut hashes: Vec<&str> = holder_hashes.to_vec();
+        hashes.sort_unstable();
+        hashes.dedup();
+        let scopes: Vec<String> = hashes
             .iter()
             .map(|h| format!("holder:{h}"))
             .filter(|s| !self.locked.contains(s))
             .collect();
-        scopes.sort();
-        scopes.dedup();
-        if !scopes.is_empty() {
-            self.db()
-                .execute(
-                    &format!(
-                        "SELECT pg_advisory_xact_lock({LOCK_CLASS}, b) FROM
-                           (SELECT DISTINCT {LOCK_BUCKET} AS b FROM unnest($1::text[]) AS t(s)) u
-                         ORDER BY b"
-                    ),
-                    &[&scopes],
-                )
-                .map_err(db_error)?;
-            self.locked.extend(scopes);
-        }
-        let mut keys: Vec<&str> = keys
-            .iter()
-            .copied()
-            .filter(|k| !self.read.contains_key(&(kind, k.to_string())))
-            .collect();
-        if !keys.is_empty() {
-            // One index range scan per run of near numbers (see `key_ranges`), not one probe
-            // per key: an import of a number block reads a handful of ranges.
-            keys.sort_unstable();
-            keys.dedup();
-            let (low, high): (Vec<&str>, Vec<&str>) = key_ranges(&keys).into_iter().unzip();
-            let rows = self
-                .db()
-                .query(
-                    &format!(
-                        "SELECT x.* FROM unnest($2::text[], $3::text[]) AS k(low, high)
-                         CROSS JOIN LATERAL
-                         ({SELECT} WHERE r.key >= k.low AND r.key <= k.high AND r.kind = $1
-                          OFFSET 0) x"
-                    ),
-                    &[&kind.as_str(), &low, &high],
-                )
-                .map_err(db_error)?;
-            for k in &keys {
-                self.read.insert((kind, k.to_string()), None);
-            }
-            for row in &rows {
-                // Only the keys asked for: a range may hold others, which are left alone.
-                let key = row.get::<_, &str>(1);
-                if let Some(slot) = self.read.get_mut(&(kind, key.to_string())) {
-                    *slot = Some(to_stored(row)?);
-                }
-            }
-        }
-        let mut hashes: Vec<&str> = holder_hashes.to_vec();
-        hashes.sort();
-        hashes.dedup();
-        if !hashes.is_empty() {
-            let tags: Vec<i64> = hashes.iter().map(|h| holder_tag(h)).collect();
-            let rows = self
-                .db()
-                .query(
-                    &format!(
-                        "SELECT x.* FROM unnest($1::text[], $2::bigint[]) AS h(hash, tag)
-                         CROSS JOIN LATERAL
-                         ({SELECT_HEAD} WHERE r.holder_tag = h.tag AND r.holder_hash = h.hash
-                          AND r.kind = 'subscribers' OFFSET 0) x"
-                    ),
-                    &[&hashes, &tags],
-                )
-                .map_err(db_error)?;
-            for h in &hashes {
-                self.lists.insert(
-                    (Kind::Subscribers, Field::HolderHash, h.to_string()),
-                    List {
-                        records: Vec::new(),
-                        bodies: false,
-                    },
-                );
-            }
-            for row in &rows {
-                let r = to_head(row)?;
-                let h = r.holder_hash.clone().unwrap_or_default();
-                if let Some(list) = self
-                    .lists
-                    .get_mut(&(Kind::Subscribers, Field::HolderHash, h))
-                {
-                    list.records.push(r);
-                }
-            }
-        }
+        let mut keys: Vec<&str> = if self.read.is_empty() {
+            keys.to_vec()
+        } else {
+            let read = &self.read;
+            keys.iter()
+                .copied()
+                .filter(|k| !read.contains_key(&(kind, k.to_string())))
+                .collect()
+        };
+        // One index range scan per run of consecutive numbers (see `key_ranges`), not one
+        // probe per key: an import of a number block reads a handful of ranges.
+        keys.sort_unstable();
+        keys.dedup();
+        let (low, high): (Vec<&str>, Vec<&str>) = key_ranges(&keys).into_iter().unzip();
+        let tags: Vec<i64> = hashes.iter().map(|h| holder_tag(h)).collect();
         // Numbers for the batch's events, so they can stream to the server as the rows
         // are applied (a refused row leaves its number unused).
         let have = usize::try_from(self.seqs.end - self.seqs.start).unwrap_or(0);
-        if have < keys_hint {
-            self.seqs = self.draw_seqs(keys_hint)?;
+        let draw = if have < keys_hint {
+            Some(
+                i64::try_from(keys_hint)
+                    .map_err(|_| StoreError::Database("too many rows in one batch".into()))?,
+            )
+        } else {
+            None
+        };
+        let (st, tx) = (self.statements, &self.tx);
+        // Sent at once and run in this order: the locks first (in bucket order, so
+        // concurrent batches cannot deadlock), then the reads, which see every change
+        // committed by those who held the locks before.
+        let (_, key_rows, holder_rows, seqs) = self
+            .rt
+            .block_on(async {
+                try_join4(
+                    async {
+                        if scopes.is_empty() {
+                            return Ok(0);
+                        }
+                        tx.execute(&st.lock_buckets, &[&scopes]).await
+                    },
+                    async {
+                        if keys.is_empty() {
+                            return Ok(Vec::new());
+                        }
+                        tx.query(&st.records_in_ranges, &[&kind.as_str(), &low, &high])
+                            .await
+                    },
+                    async {
+                        if hashes.is_empty() {
+                            return Ok(Vec::new());
+                        }
+                        tx.query(&st.subscribers_of_holders, &[&hashes, &tags])
+                            .await
+                    },
+                    async {
+                        match draw {
+                            Some(n) => st.draw_seqs(tx, n).await.map(Some),
+                            None => Ok(None),
+                        }
+                    },
+                )
+                .await
+            })
+            .map_err(db_error)?;
+        self.locked.extend(scopes);
+        if let Some(seqs) = seqs {
+            self.seqs = seqs;
+        }
+        self.read.reserve(keys.len());
+        for k in &keys {
+            self.read.insert((kind, k.to_string()), None);
+        }
+        for row in &key_rows {
+            // Only the keys asked for: a range may hold others, which are left alone.
+            let key = row.get::<_, &str>(1);
+            if let Some(slot) = self.read.get_mut(&(kind, key.to_string())) {
+                *slot = Some(to_stored(row)?);
+            }
+        }
+        self.lists.reserve(hashes.len());
+        for h in &hashes {
+            self.lists.insert(
+                (Kind::Subscribers, Field::HolderHash, h.to_string()),
+                List {
+                    records: Vec::new(),
+                    bodies: false,
+                },
+            );
+        }
+        for row in &holder_rows {
+            let r = to_head(row)?;
+            let h = r.holder_hash.clone().unwrap_or_default();
+            if let Some(list) = self
+                .lists
+                .get_mut(&(Kind::Subscribers, Field::HolderHash, h))
+            {
+                list.records.push(r);
+            }
         }
         Ok(())
     }
@@ -1132,13 +1217,14 @@ impl Store for PgStore {
         Ok(Box::new(PgTx {
             rt,
             tx,
-            read: HashMap::new(),
-            written: HashMap::new(),
+            statements: &self.statements,
+            read: HashMap::default(),
+            written: HashMap::default(),
             written_order: Vec::new(),
             events: Vec::new(),
-            written_by: HashMap::new(),
-            lists: HashMap::new(),
-            locked: HashSet::new(),
+            written_by: HashMap::default(),
+            lists: HashMap::default(),
+            locked: HashSet::default(),
             seqs: 0..0,
             sent: 0,
             stream: None,
