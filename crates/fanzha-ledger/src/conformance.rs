@@ -8,7 +8,7 @@
 use crate::kind::Kind;
 use crate::ledger::{Actor, ImportError, ImportReport, Ledger};
 use crate::pii::PiiVault;
-use crate::store::{holder_tag, Change, Columns, CountQuery, Field, Store, Tx};
+use crate::store::{holder_tag, Change, Columns, CountQuery, Event, Field, Store, Tx};
 use fanzha_model::synth::{nth_resident_id, uscc};
 use fanzha_model::Date;
 use serde_json::Value;
@@ -861,4 +861,73 @@ fn assert_counted_apart(tx: &mut dyn Tx, cards: &[(&str, u64)]) {
             .iter()
             .all(|r| r.holder_hash.as_deref() == Some(holder)));
     }
+}
+
+/// For a backend's upgrade test: the subscriber card `key` of `holder`, stored before the
+/// upgrade with the history `earlier` (its commands), is written twice after it, with an
+/// event that writes no record in between. Its history then holds the events from before
+/// and after, in order.
+pub fn history_spans_an_upgrade(store: &mut dyn Store, key: &str, holder: &str, earlier: &[&str]) {
+    let mut tx = store.begin().unwrap();
+    let before = tx.get(Kind::Subscribers, key).unwrap().unwrap().body;
+    let columns = Columns {
+        kind: Kind::Subscribers,
+        key,
+        holder_hash: Some(holder),
+        unit: None,
+        subtype: Some("mobile"),
+        state: Some("suspended"),
+    };
+    let change = |command, before| Change {
+        ts: "2026-02-01T00:00:00+08:00",
+        actor: "ops",
+        command,
+        before,
+    };
+    tx.write(
+        &columns,
+        r#"{"state":"suspended"}"#,
+        &change("suspend", &before),
+    )
+    .unwrap();
+    tx.commit().unwrap();
+    let mut tx = store.begin().unwrap();
+    tx.append(&Event {
+        seq: 0,
+        ts: "2026-02-02T00:00:00+08:00".into(),
+        actor: "ops".into(),
+        command: "pii_revealed".into(),
+        kind: Kind::Subscribers,
+        key: key.into(),
+        before: Value::Null,
+        after: Value::Null,
+    })
+    .unwrap();
+    let suspended = serde_json::json!({"state": "suspended"});
+    let active = Columns {
+        state: Some("active"),
+        ..columns
+    };
+    tx.write(
+        &active,
+        r#"{"state":"active"}"#,
+        &change("resume", &suspended),
+    )
+    .unwrap();
+    tx.commit().unwrap();
+    let history = store.history(Kind::Subscribers, key).unwrap();
+    let commands: Vec<&str> = history.iter().map(|e| e.command.as_str()).collect();
+    let expected: Vec<&str> = earlier
+        .iter()
+        .copied()
+        .chain(["suspend", "pii_revealed", "resume"])
+        .collect();
+    assert_eq!(commands, expected);
+    assert!(
+        history.windows(2).all(|w| w[0].seq < w[1].seq),
+        "{history:?}"
+    );
+    assert_eq!(history[earlier.len()].after, suspended);
+    let card = store.get(Kind::Subscribers, key).unwrap().unwrap();
+    assert_eq!(card.body, serde_json::json!({"state": "active"}));
 }
