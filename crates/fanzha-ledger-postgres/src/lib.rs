@@ -157,14 +157,27 @@ const LOCK_BUCKET: &str = "(hashtext(s) & 1023)";
 /// numbers are drawn.
 const SEQ_LOCK: i32 = 1024;
 
+/// The error as the operator needs it: the server's own message and SQLSTATE code (a
+/// tokio-postgres error shows only "db error"), or the client's error and its cause.
 fn db_error(e: tokio_postgres::Error) -> StoreError {
-    StoreError::Database(e.to_string())
+    let message = match (e.as_db_error(), std::error::Error::source(&e)) {
+        (Some(db), _) => {
+            let mut m = format!("{} (SQLSTATE {})", db.message(), db.code().code());
+            if let Some(detail) = db.detail() {
+                m.push_str(": ");
+                m.push_str(detail);
+            }
+            m
+        }
+        (None, Some(cause)) => format!("{e}: {cause}"),
+        (None, None) => e.to_string(),
+    };
+    StoreError::Database(message)
 }
 
 /// A ledger in a PostgreSQL database (optionally in its own schema).
 pub struct PgStore {
     client: Client,
-    statements: Statements,
     /// The runtime of the client's connection; None only in `drop`.
     rt: Option<Runtime>,
 }
@@ -301,21 +314,20 @@ impl PgStore {
             .map_err(db_error)?;
         }
         rt.block_on(tx.commit()).map_err(db_error)?;
-        let statements = rt
-            .block_on(Statements::prepare(&client))
-            .map_err(db_error)?;
         Ok(PgStore {
             client,
-            statements,
             rt: Some(rt),
         })
     }
 }
 
-/// The statements of a batch's read-ahead and of drawing event numbers, prepared once per
-/// connection. Prepared, a statement goes to the server in one message, so several can be
-/// sent at once and run back to back in the order sent (tokio-postgres sends requests in
-/// the order their futures are first polled), while this side works on the next.
+/// The statements of a batch's read-ahead and of drawing event numbers, prepared together
+/// in one round trip by a transaction that needs them. Prepared, a statement goes to the
+/// server in one message, so several can be sent at once and run back to back in the order
+/// sent (tokio-postgres sends requests in the order their futures are first polled), while
+/// this side works on the next. Per transaction, not per connection: a pooler that lends
+/// the server's sessions by transaction (PgBouncer's transaction mode) keeps no prepared
+/// statement from one to the next.
 struct Statements {
     /// Takes the lock buckets of the subjects `$1` (text[]), in bucket order.
     lock_buckets: Statement,
@@ -331,7 +343,7 @@ struct Statements {
 }
 
 impl Statements {
-    async fn prepare(c: &Client) -> Result<Statements, tokio_postgres::Error> {
+    async fn prepare(c: &impl GenericClient) -> Result<Statements, tokio_postgres::Error> {
         let (lock_buckets, records_in_ranges, subscribers_of_holders) = try_join3(
             c.prepare(&format!(
                 "SELECT pg_advisory_xact_lock({LOCK_CLASS}, b) FROM
@@ -449,7 +461,8 @@ fn to_head(row: &Row) -> Result<Record, StoreError> {
 pub struct PgTx<'c> {
     rt: &'c Runtime,
     tx: Transaction<'c>,
-    statements: &'c Statements,
+    /// Prepared when first needed (see [`Statements`]).
+    statements: Option<Statements>,
     /// Records read from the database with their numbers (None = known absent).
     read: HashMap<(Kind, String), Option<(Record, i64)>>,
     /// Records written in this transaction, last write wins.
@@ -522,9 +535,23 @@ impl<'c> PgTx<'c> {
         self.end_stream()?;
         let n = i64::try_from(n)
             .map_err(|_| StoreError::Database("too many events in one transaction".into()))?;
+        self.prepare_statements()?;
+        let st = self.statements.as_ref().expect("prepared above");
         self.rt
-            .block_on(self.statements.draw_seqs(&self.tx, n))
+            .block_on(st.draw_seqs(&self.tx, n))
             .map_err(db_error)
+    }
+
+    /// Prepares the batch statements unless done (no COPY may be open).
+    fn prepare_statements(&mut self) -> Result<(), StoreError> {
+        if self.statements.is_none() {
+            let prepared = self
+                .rt
+                .block_on(Statements::prepare(&self.tx))
+                .map_err(db_error)?;
+            self.statements = Some(prepared);
+        }
+        Ok(())
     }
 
     /// Streams the events written since the last send once enough have gathered and
@@ -1036,7 +1063,8 @@ impl Tx for PgTx<'_> {
         } else {
             None
         };
-        let (st, tx) = (self.statements, &self.tx);
+        self.prepare_statements()?;
+        let (st, tx) = (self.statements.as_ref().expect("prepared above"), &self.tx);
         // Sent at once and run in this order: the locks first (in bucket order, so
         // concurrent batches cannot deadlock), then the reads, which see every change
         // committed by those who held the locks before.
@@ -1217,7 +1245,7 @@ impl Store for PgStore {
         Ok(Box::new(PgTx {
             rt,
             tx,
-            statements: &self.statements,
+            statements: None,
             read: HashMap::default(),
             written: HashMap::default(),
             written_order: Vec::new(),
@@ -1404,6 +1432,61 @@ mod tests {
 
     /// Two writers whose event numbers commit out of order: each commit still moves the
     /// version, which the screening snapshot follows to see that the ledger changed.
+    /// A database error names what the server said, not only "db error".
+    #[test]
+    fn errors_carry_the_servers_message() {
+        let (client, rt) = open(&test_server()).unwrap();
+        let e = rt
+            .block_on(client.batch_execute("SELECT * FROM no_such_table_here"))
+            .unwrap_err();
+        let StoreError::Database(message) = db_error(e) else {
+            panic!("not a database error");
+        };
+        assert!(message.contains("no_such_table_here"), "{message}");
+        assert!(message.contains("SQLSTATE 42P01"), "{message}");
+    }
+
+    /// A pooler that lends server sessions by transaction may give the next batch a
+    /// session without the last one's prepared statements; `DEALLOCATE ALL` between
+    /// batches stands in for it. Each batch prepares its own.
+    #[test]
+    fn each_batch_prepares_its_own_statements() {
+        let url = test_server();
+        let schema = format!("prepared_{}", std::process::id());
+        PgStore::drop_schema(&url, &schema).unwrap();
+        let mut store = PgStore::connect_in_schema(&url, Some(&schema)).unwrap();
+        for n in 0..2 {
+            let key = format!("+861380000000{n}");
+            let mut tx = store.begin().unwrap();
+            tx.prefetch(Kind::Subscribers, &[&key], &["h1"]).unwrap();
+            let columns = Columns {
+                kind: Kind::Subscribers,
+                key: &key,
+                holder_hash: Some("h1"),
+                unit: None,
+                subtype: Some("mobile"),
+                state: Some("active"),
+            };
+            let change = Change {
+                ts: "2026-11-30T10:00:00+08:00",
+                actor: "test",
+                command: "import",
+                before: &Value::Null,
+            };
+            tx.write(&columns, "{}", &change).unwrap();
+            tx.commit().unwrap();
+            store.db().batch_execute("DEALLOCATE ALL").unwrap();
+        }
+        let mut tx = store.begin().unwrap();
+        let cards = tx
+            .count(&CountQuery::active_mobile_cards("h1", ""))
+            .unwrap();
+        assert_eq!(cards, 2);
+        drop(tx);
+        drop(store);
+        PgStore::drop_schema(&url, &schema).unwrap();
+    }
+
     #[test]
     fn the_version_moves_with_every_commit_whatever_its_event_numbers() {
         let url = test_server();
