@@ -151,8 +151,74 @@ const MIGRATIONS: &[(i64, &str)] = &[
 /// lock slots (`max_locks_per_transaction` × connections, 6,400 by default) and fail.
 /// Subjects sharing a bucket wait for each other; none can race past a limit.
 const LOCK_CLASS: i32 = 71_756_065;
-/// The bucket of the subject `s`, in SQL: one of 1,024.
+/// The bucket of the subject `s`, in SQL: one of 1,024 ([`lock_bucket`] computes the same).
 const LOCK_BUCKET: &str = "(hashtext(s) & 1023)";
+
+/// The bucket of the subject `scope`, as [`LOCK_BUCKET`] computes it on the server.
+fn lock_bucket(scope: &str) -> u32 {
+    hash_bytes(scope.as_bytes()) & 1023
+}
+
+/// PostgreSQL's `hash_bytes` (src/common/hashfn.c; Bob Jenkins' lookup3 with its own
+/// start), on which `hashtext` is built for text in a deterministic collation. Words are
+/// read little-endian, as on every platform this server runs on here; a test compares it
+/// with the server's `hashtext`.
+fn hash_bytes(mut k: &[u8]) -> u32 {
+    fn mix(a: &mut u32, b: &mut u32, c: &mut u32) {
+        *a = a.wrapping_sub(*c) ^ c.rotate_left(4);
+        *c = c.wrapping_add(*b);
+        *b = b.wrapping_sub(*a) ^ a.rotate_left(6);
+        *a = a.wrapping_add(*c);
+        *c = c.wrapping_sub(*b) ^ b.rotate_left(8);
+        *b = b.wrapping_add(*a);
+        *a = a.wrapping_sub(*c) ^ c.rotate_left(16);
+        *c = c.wrapping_add(*b);
+        *b = b.wrapping_sub(*a) ^ a.rotate_left(19);
+        *a = a.wrapping_add(*c);
+        *c = c.wrapping_sub(*b) ^ b.rotate_left(4);
+        *b = b.wrapping_add(*a);
+    }
+    let word = |k: &[u8]| u32::from_le_bytes([k[0], k[1], k[2], k[3]]);
+    let start = 0x9e37_79b9_u32
+        .wrapping_add(k.len() as u32)
+        .wrapping_add(3_923_095);
+    let (mut a, mut b, mut c) = (start, start, start);
+    while k.len() >= 12 {
+        a = a.wrapping_add(word(&k[0..]));
+        b = b.wrapping_add(word(&k[4..]));
+        c = c.wrapping_add(word(&k[8..]));
+        mix(&mut a, &mut b, &mut c);
+        k = &k[12..];
+    }
+    // The last 11 bytes at most; the lowest byte of c is left for the length.
+    let at = |i: usize, shift: u32| u32::from(k[i]) << shift;
+    let n = k.len();
+    for i in 8..n {
+        c = c.wrapping_add(at(i, 8 * (i - 7) as u32));
+    }
+    for i in 4..n.min(8) {
+        b = b.wrapping_add(at(i, 8 * (i - 4) as u32));
+    }
+    for i in 0..n.min(4) {
+        a = a.wrapping_add(at(i, 8 * i as u32));
+    }
+    // final(a, b, c)
+    c ^= b;
+    c = c.wrapping_sub(b.rotate_left(14));
+    a ^= c;
+    a = a.wrapping_sub(c.rotate_left(11));
+    b ^= a;
+    b = b.wrapping_sub(a.rotate_left(25));
+    c ^= b;
+    c = c.wrapping_sub(b.rotate_left(16));
+    a ^= c;
+    a = a.wrapping_sub(c.rotate_left(4));
+    b ^= a;
+    b = b.wrapping_sub(a.rotate_left(14));
+    c ^= b;
+    c = c.wrapping_sub(b.rotate_left(24));
+    c
+}
 /// The lock (in [`LOCK_CLASS`], outside the buckets) under which blocks of event sequence
 /// numbers are drawn.
 const SEQ_LOCK: i32 = 1024;
@@ -178,6 +244,9 @@ fn db_error(e: tokio_postgres::Error) -> StoreError {
 /// A ledger in a PostgreSQL database (optionally in its own schema).
 pub struct PgStore {
     client: Client,
+    /// Where it connected, for a sibling connection ([`Store::sibling`]).
+    url: String,
+    schema: Option<String>,
     /// The runtime of the client's connection; None only in `drop`.
     rt: Option<Runtime>,
 }
@@ -316,6 +385,8 @@ impl PgStore {
         rt.block_on(tx.commit()).map_err(db_error)?;
         Ok(PgStore {
             client,
+            url: url.to_string(),
+            schema: schema.map(str::to_string),
             rt: Some(rt),
         })
     }
@@ -1322,6 +1393,15 @@ impl Store for PgStore {
     fn backend(&self) -> &'static str {
         "postgres"
     }
+
+    fn sibling(&self) -> Result<Option<Box<dyn Store>>, StoreError> {
+        let store = PgStore::connect_in_schema(&self.url, self.schema.as_deref())?;
+        Ok(Some(Box::new(store)))
+    }
+
+    fn lock_of(&self, scope: &str) -> u32 {
+        lock_bucket(scope)
+    }
 }
 
 #[cfg(test)]
@@ -1432,6 +1512,31 @@ mod tests {
 
     /// Two writers whose event numbers commit out of order: each commit still moves the
     /// version, which the screening snapshot follows to see that the ledger changed.
+    /// The client computes a subject's lock bucket as the server does (`hashtext`), for
+    /// every tail length and for text that is not ASCII.
+    #[test]
+    fn lock_buckets_match_the_servers_hashtext() {
+        let (client, rt) = open(&test_server()).unwrap();
+        let mut scopes: Vec<String> = (0..40).map(|n| "x".repeat(n)).collect();
+        scopes.extend((0..200).map(|n| format!("holder:{:064x}", n * 7919)));
+        scopes.extend([
+            "holder:身份-holder".to_string(),
+            "unit:91110000600037341L:400".into(),
+        ]);
+        let rows = rt
+            .block_on(client.query(
+                "SELECT s, hashtext(s) FROM unnest($1::text[]) AS t(s)",
+                &[&scopes],
+            ))
+            .unwrap();
+        assert_eq!(rows.len(), scopes.len());
+        for row in rows {
+            let (scope, server): (&str, i32) = (row.get(0), row.get(1));
+            assert_eq!(hash_bytes(scope.as_bytes()) as i32, server, "{scope:?}");
+            assert_eq!(lock_bucket(scope), (server & 1023) as u32, "{scope:?}");
+        }
+    }
+
     /// A database error names what the server said, not only "db error".
     #[test]
     fn errors_carry_the_servers_message() {

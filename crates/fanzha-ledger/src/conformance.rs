@@ -27,7 +27,8 @@ macro_rules! conformance_suite {
             concurrent_imports_of_the_same_new_rows,
             five_card_limit_follows_rewrites_within_one_import,
             a_long_import_keeps_limits_and_history_across_batches,
-            holders_sharing_a_tag_are_counted_apart);
+            holders_sharing_a_tag_are_counted_apart,
+            a_card_changing_holder_in_a_large_batch_counts_as_in_file_order);
     };
     (@cases $fresh:expr; $($name:ident),* $(,)?) => {
         $(
@@ -222,7 +223,9 @@ pub fn five_card_limit_follows_rewrites_within_one_import<S: Store>(connect: &dy
 /// sixth cards come after their first five (and across batches), and a rewrite of each
 /// holder's first card comes last.
 pub fn a_long_import_keeps_limits_and_history_across_batches<S: Store>(connect: &dyn Fn() -> S) {
-    const HOLDERS: u64 = 2_000;
+    // 28 000 rows: batches of 5 000, 10 000 and 13 000, the last two large enough for a
+    // backend with a second connection to split (`Store::sibling`).
+    const HOLDERS: u64 = 4_000;
     let mut l = ledger(connect);
     let holder = |h: u64| nth_resident_id(1_000 + h);
     let card = |h: u64, c: u64| format!("137{:08}", h * 10 + c);
@@ -930,4 +933,64 @@ pub fn history_spans_an_upgrade(store: &mut dyn Store, key: &str, holder: &str, 
     assert_eq!(history[earlier.len()].after, suspended);
     let card = store.get(Kind::Subscribers, key).unwrap().unwrap();
     assert_eq!(card.body, serde_json::json!({"state": "active"}));
+}
+
+/// Cards moving to other holders in a batch large enough to be split between two
+/// connections (`Store::sibling`) are seen by their old holders' counts as in file order:
+/// an old holder, who had five cards, may then take a new one, while a holder who still
+/// has five may not.
+pub fn a_card_changing_holder_in_a_large_batch_counts_as_in_file_order<S: Store>(
+    connect: &dyn Fn() -> S,
+) {
+    // Eight holders give up a card each: some to a new holder whose rows a split would
+    // put in the other half (a one-in-256 chance that none does).
+    const MOVERS: u64 = 8;
+    const FULL: u64 = 20;
+    let mut l = ledger(connect);
+    let holder = |h: u64| nth_resident_id(30_000 + h);
+    let card = |h: u64, c: u64| format!("136{:08}", h * 10 + c);
+    let mut csv = String::from(SUB_HEADER);
+    for h in (0..MOVERS).chain([FULL]) {
+        for c in 0..5 {
+            csv += &sub_row(&card(h, c), &holder(h), "");
+        }
+    }
+    let r = import(&mut l, Kind::Subscribers, &csv);
+    assert_eq!(r.refused, 0, "{:?}", r.refusals.first());
+    // 5 000 rows first (the first batch), then the rows of interest within the next batch
+    // of 10 000 (lines 5 002 to 15 001), among cards of new holders.
+    let mut csv = String::from(SUB_HEADER);
+    let mut filler = 0..;
+    let mut fill = |csv: &mut String, rows: u64| {
+        for n in filler.by_ref().take(rows as usize) {
+            csv.push_str(&sub_row(&card(1_000 + n, 0), &holder(1_000 + n), ""));
+        }
+    };
+    fill(&mut csv, 5_000);
+    // Lines 5 002 onwards: each mover's first card goes to a new holder.
+    for h in 0..MOVERS {
+        csv += &sub_row(&card(h, 0), &holder(100 + h), "");
+    }
+    fill(&mut csv, 4_000);
+    // Then each mover, with four cards now, takes a fifth; the full holder may not.
+    for h in 0..MOVERS {
+        csv += &sub_row(&card(h, 5), &holder(h), "");
+    }
+    let full_line = 2 + 5_000 + MOVERS + 4_000 + MOVERS;
+    csv += &sub_row(&card(FULL, 5), &holder(FULL), "");
+    fill(&mut csv, 6_000);
+    let r = import(&mut l, Kind::Subscribers, &csv);
+    assert_eq!(r.refused, 1, "{:?}", r.refusals);
+    assert_eq!(refusal_at(&r, full_line).0, "R3.1");
+    for h in 0..MOVERS {
+        let moved = l
+            .history(Kind::Subscribers, &format!("+86{}", card(h, 0)))
+            .unwrap();
+        assert_eq!(moved.len(), 2, "{moved:?}");
+    }
+    // The movers have five again (cards 1 to 5): a sixth is refused.
+    let mut next = String::from(SUB_HEADER);
+    next += &sub_row(&card(0, 6), &holder(0), "");
+    let r = import(&mut l, Kind::Subscribers, &next);
+    assert_eq!(refusal_at(&r, 2).0, "R3.1");
 }

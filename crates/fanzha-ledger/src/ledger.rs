@@ -402,6 +402,191 @@ fn read_and_prepare(
     }
 }
 
+/// Rows in a batch worth splitting between two connections
+/// ([`Ledger::import_split_batch`]); smaller ones are not worth a second transaction.
+const SPLIT_MIN_ROWS: usize = 10_000;
+
+/// The rows (indexes into `batch`) of each half of a split batch of subscribers, by the
+/// half of the lock (`lock_of`) their holder is counted under, or of their key if they have
+/// no holder; None if the batch cannot be split so (see [`Ledger::import_split_batch`]).
+fn split_by_lock(
+    batch: &[(u64, PreparedRow)],
+    lock_of: impl Fn(&str) -> u32,
+) -> Option<[Vec<usize>; 2]> {
+    let mut halves: [Vec<usize>; 2] = Default::default();
+    let mut half_of_key: HashMap<&str, usize> = HashMap::with_capacity(batch.len());
+    for (i, (_, prepared)) in batch.iter().enumerate() {
+        let half = match prepared {
+            PreparedRow::Subscriber(SubscriberPlan::Checked {
+                tail: Ok(record),
+                holder_limit,
+                ..
+            }) => {
+                if holder_limit.is_some() && holder_limit != &record.holder_hash {
+                    return None;
+                }
+                let subject = match &record.holder_hash {
+                    Some(h) => format!("holder:{h}"),
+                    None => format!("key:{}", record.key),
+                };
+                let half = (lock_of(&subject) & 1) as usize;
+                if *half_of_key.entry(&record.key).or_insert(half) != half {
+                    return None;
+                }
+                half
+            }
+            // Refused before the ledger is read: nothing to keep together.
+            PreparedRow::Subscriber(_) | PreparedRow::Unreadable(_) => 0,
+            PreparedRow::Row(_) | PreparedRow::Failed(_) => return None,
+        };
+        halves[half].push(i);
+    }
+    halves.iter().all(|h| !h.is_empty()).then_some(halves)
+}
+
+/// How one half of a split batch ended.
+enum HalfOutcome {
+    /// Committed.
+    Applied(ImportReport),
+    /// Not applied: this half or the other could not go on; the batch is to be applied
+    /// whole.
+    Aborted,
+    /// Not applied: the store failed while applying; the rows are to be redone one by one.
+    Failed,
+}
+
+/// Where the two halves of a split batch tell each other whether they can go on: each
+/// sends its word and waits for the other's. A half that is gone (a panic) has dropped its
+/// sender, which reads as "no", so the other never waits forever.
+struct Rendezvous {
+    tell: std::sync::mpsc::Sender<bool>,
+    hear: std::sync::mpsc::Receiver<bool>,
+}
+
+impl Rendezvous {
+    /// Tells the other half whether this one can go on; whether both can.
+    fn both(self, this_can: bool) -> bool {
+        let _ = self.tell.send(this_can);
+        drop(self.tell);
+        this_can && self.hear.recv().unwrap_or(false)
+    }
+}
+
+/// The two ends of a [`Rendezvous`].
+fn rendezvous() -> (Rendezvous, Rendezvous) {
+    let (tell_b, hear_a) = std::sync::mpsc::channel();
+    let (tell_a, hear_b) = std::sync::mpsc::channel();
+    (
+        Rendezvous {
+            tell: tell_a,
+            hear: hear_a,
+        },
+        Rendezvous {
+            tell: tell_b,
+            hear: hear_b,
+        },
+    )
+}
+
+/// One half of a split batch ([`Ledger::import_split_batch`]): `rows` of `batch`, in one
+/// transaction on `store`. Reads ahead, then hears from the other half: both go on only if
+/// both can (no store failure, no card changing holder).
+#[allow(clippy::too_many_arguments)]
+fn apply_half(
+    store: &mut dyn Store,
+    kind: Kind,
+    batch: &[(u64, PreparedRow)],
+    rows: &[usize],
+    columns: &HashMap<String, usize>,
+    cx: &Context<'_>,
+    actor: &Actor,
+    other_half: Rendezvous,
+) -> HalfOutcome {
+    let mut tx = store.begin().ok();
+    let splittable = tx.as_mut().is_some_and(|tx| {
+        let hints: Vec<_> = rows
+            .iter()
+            .map(|&i| prepared_hint(kind, &batch[i].1, columns, cx.vault))
+            .collect();
+        let keys: Vec<&str> = hints.iter().filter_map(|(k, _)| k.as_deref()).collect();
+        let holders: Vec<&str> = hints.iter().filter_map(|(_, h)| h.as_deref()).collect();
+        tx.prefetch(kind, &keys, &holders).is_ok()
+            && rows
+                .iter()
+                .all(|&i| keeps_its_holder(tx.as_mut(), kind, &batch[i].1))
+    });
+    let Some(mut tx) = tx.filter(|_| other_half.both(splittable)) else {
+        return HalfOutcome::Aborted;
+    };
+    let mut report = ImportReport::default();
+    for &i in rows {
+        let (line, prepared) = &batch[i];
+        match process_row(tx.as_mut(), kind, *line, prepared, columns, cx, actor) {
+            Ok(None) => report.accepted += 1,
+            Ok(Some(r)) => {
+                report.refused += 1;
+                report.refusals.push(r);
+            }
+            Err(_) => return HalfOutcome::Failed,
+        }
+    }
+    match tx.commit() {
+        Ok(()) => HalfOutcome::Applied(report),
+        Err(_) => HalfOutcome::Failed,
+    }
+}
+
+/// Whether a subscriber row leaves its card with the holder it had (or the card is new):
+/// a card changing holder changes the old holder's count, which the other half of a
+/// split batch may be reading.
+fn keeps_its_holder(tx: &mut dyn Tx, kind: Kind, prepared: &PreparedRow) -> bool {
+    match prepared {
+        PreparedRow::Subscriber(SubscriberPlan::Checked {
+            tail: Ok(record), ..
+        }) => match tx.get(kind, &record.key) {
+            Ok(None) => true,
+            Ok(Some(stored)) => stored.holder_hash == record.holder_hash,
+            Err(_) => false,
+        },
+        _ => true,
+    }
+}
+
+/// Applies `rows` one per transaction (each retried up to three times), so that no row can
+/// take another down with it.
+fn apply_one_by_one<'r>(
+    store: &mut dyn Store,
+    kind: Kind,
+    rows: impl Iterator<Item = &'r (u64, PreparedRow)>,
+    columns: &HashMap<String, usize>,
+    cx: &Context<'_>,
+    actor: &Actor,
+) -> Result<ImportReport, StoreError> {
+    let mut report = ImportReport::default();
+    for (line, prepared) in rows {
+        let mut attempts = 0;
+        loop {
+            let mut tx = store.begin()?;
+            let result = process_row(tx.as_mut(), kind, *line, prepared, columns, cx, actor)
+                .and_then(|outcome| tx.commit().map(|()| outcome));
+            match result {
+                Ok(None) => {
+                    report.accepted += 1;
+                    break;
+                }
+                Ok(Some(r)) => {
+                    report.refused += 1;
+                    report.refusals.push(r);
+                    break;
+                }
+                Err(_) if attempts < 3 => attempts += 1,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(report)
+}
+
 impl<S: Store> Ledger<S> {
     /// A ledger over `store`, sealing personal data with `vault`.
     pub fn new(store: S, vault: PiiVault) -> Ledger<S> {
@@ -464,6 +649,12 @@ impl<S: Store> Ledger<S> {
         };
         let mut report = ImportReport::default();
         let mut done = 0u64;
+        // A second connection for splitting large batches of subscribers, where the backend
+        // has one; without it (or if it cannot be had) batches are applied whole.
+        let mut sibling = match kind {
+            Kind::Subscribers => self.store.sibling().ok().flatten(),
+            _ => None,
+        };
         std::thread::scope(|scope| -> Result<(), ImportError> {
             let (send, batches) = std::sync::mpsc::sync_channel::<PreparedBatch>(2);
             // Applied batches go back to be freed where they were allocated: freeing another
@@ -477,11 +668,21 @@ impl<S: Store> Ledger<S> {
                 })
                 .map_err(|e| ImportError::Store(StoreError::Database(e.to_string())))?;
             for batch in batches {
-                let outcome = match self.import_batch(kind, &batch, columns, actor, false) {
-                    Ok(o) => o,
-                    // A store failure inside a batch (deadlock, serialisation failure): redo
-                    // the batch one row per transaction so one row cannot take others down.
-                    Err(_) => self.import_batch(kind, &batch, columns, actor, true)?,
+                let split = match sibling.as_mut() {
+                    Some(other) if batch.len() >= SPLIT_MIN_ROWS => {
+                        self.import_split_batch(other.as_mut(), kind, &batch, columns, actor)?
+                    }
+                    _ => None,
+                };
+                let outcome = match split {
+                    Some(o) => o,
+                    None => match self.import_batch(kind, &batch, columns, actor, false) {
+                        Ok(o) => o,
+                        // A store failure inside a batch (deadlock, serialisation failure):
+                        // redo the batch one row per transaction so one row cannot take
+                        // others down.
+                        Err(_) => self.import_batch(kind, &batch, columns, actor, true)?,
+                    },
                 };
                 report.accepted += outcome.accepted;
                 report.refused += outcome.refused;
@@ -493,6 +694,77 @@ impl<S: Store> Ledger<S> {
             Ok(())
         })?;
         Ok(report)
+    }
+
+    /// Applies a batch of subscribers as two halves at once, each in its own transaction on
+    /// its own connection (this store's and `other`), so that two server backends share the
+    /// work. None when the batch cannot be split so: then nothing of it is applied.
+    ///
+    /// The halves must not see each other's rows, so a split keeps together what the rules
+    /// relate: rows of one holder (their lock's half: the two halves never wait on each
+    /// other's locks), and rows of one key. A batch with a key in both halves, a row whose
+    /// counted holder is not the card's holder, or a card that changes holder (the old
+    /// holder's count would be seen by the other half) is applied whole instead; a bulk
+    /// load of new cards splits. Each half reads ahead, then both decide together whether
+    /// to go on; a half that fails later is redone one row per transaction, as a whole
+    /// batch would be.
+    fn import_split_batch(
+        &mut self,
+        other: &mut dyn Store,
+        kind: Kind,
+        batch: &[(u64, PreparedRow)],
+        columns: &HashMap<String, usize>,
+        actor: &Actor,
+    ) -> Result<Option<ImportReport>, StoreError> {
+        let Some(halves) = split_by_lock(batch, |scope| self.store.lock_of(scope)) else {
+            return Ok(None);
+        };
+        let cx = Context {
+            vault: &self.vault,
+            today: actor.today,
+            now: &actor.now,
+        };
+        let store: &mut dyn Store = &mut self.store;
+        let go = |store: &mut dyn Store, rows: &[usize], other_half: Rendezvous| {
+            apply_half(store, kind, batch, rows, columns, &cx, actor, other_half)
+        };
+        let (mine_meets, theirs_meet) = rendezvous();
+        let outcomes = std::thread::scope(|scope| {
+            // No thread for the other half: the batch is applied whole.
+            let theirs = std::thread::Builder::new()
+                .name("import-half".into())
+                .spawn_scoped(scope, || go(other, &halves[1], theirs_meet))
+                .ok()?;
+            let mine = go(&mut *store, &halves[0], mine_meets);
+            let theirs = theirs
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            Some((mine, theirs))
+        });
+        let Some((mine, theirs)) = outcomes else {
+            return Ok(None);
+        };
+        let mut report = ImportReport::default();
+        for (outcome, store, rows) in [(mine, &mut *store, &halves[0]), (theirs, other, &halves[1])]
+        {
+            let half = match outcome {
+                HalfOutcome::Aborted => return Ok(None),
+                HalfOutcome::Applied(half) => half,
+                HalfOutcome::Failed => apply_one_by_one(
+                    store,
+                    kind,
+                    rows.iter().map(|&i| &batch[i]),
+                    columns,
+                    &cx,
+                    actor,
+                )?,
+            };
+            report.accepted += half.accepted;
+            report.refused += half.refused;
+            report.refusals.extend(half.refusals);
+        }
+        report.refusals.sort_by_key(|r| r.line);
+        Ok(Some(report))
     }
 
     fn import_batch(
@@ -538,23 +810,7 @@ impl<S: Store> Ledger<S> {
             }
             tx.commit()?;
         } else {
-            for (line, prepared) in batch {
-                let mut attempts = 0;
-                loop {
-                    let mut tx = self.store.begin()?;
-                    let result =
-                        process_row(tx.as_mut(), kind, *line, prepared, columns, &cx, actor)
-                            .and_then(|outcome| tx.commit().map(|()| outcome));
-                    match result {
-                        Ok(outcome) => {
-                            tally(outcome);
-                            break;
-                        }
-                        Err(_) if attempts < 3 => attempts += 1,
-                        Err(e) => return Err(e),
-                    }
-                }
-            }
+            return apply_one_by_one(&mut self.store, kind, batch.iter(), columns, &cx, actor);
         }
         Ok(report)
     }
@@ -1035,5 +1291,29 @@ impl<S: Store> Ledger<S> {
         }
         tx.commit()?;
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The halves of a split batch go on only if both can, and a half that is gone (its
+    /// thread panicked) reads as "no" instead of leaving the other waiting.
+    #[test]
+    fn halves_go_on_only_together() {
+        for (a_can, b_can) in [(true, true), (true, false), (false, true), (false, false)] {
+            let (a, b) = rendezvous();
+            let other = std::thread::spawn(move || b.both(b_can));
+            assert_eq!(a.both(a_can), a_can && b_can);
+            assert_eq!(other.join().unwrap(), a_can && b_can);
+        }
+        let (a, b) = rendezvous();
+        let gone = std::thread::spawn(move || {
+            let _b = b;
+            panic!("a half fails before it tells");
+        });
+        assert!(gone.join().is_err());
+        assert!(!a.both(true));
     }
 }

@@ -272,6 +272,16 @@ pub trait Store: Send {
     fn version(&mut self) -> Result<i64, StoreError>;
     /// Name of the backend (`sqlite`, `postgres`).
     fn backend(&self) -> &'static str;
+    /// Another connection to the same ledger, so that part of a large batch can be applied
+    /// beside this one; none where writers take turns anyway (SQLite, the default).
+    fn sibling(&self) -> Result<Option<Box<dyn Store>>, StoreError> {
+        Ok(None)
+    }
+    /// The lock a subject scope (as given to [`Tx::lock`]) is taken under. Writers whose
+    /// subjects are under different locks never wait for each other. The default: one lock.
+    fn lock_of(&self, _scope: &str) -> u32 {
+        0
+    }
 }
 
 /// A boxed backend is a backend: the binary chooses SQLite or PostgreSQL at run time.
@@ -293,6 +303,12 @@ impl Store for Box<dyn Store> {
     }
     fn backend(&self) -> &'static str {
         (**self).backend()
+    }
+    fn sibling(&self) -> Result<Option<Box<dyn Store>>, StoreError> {
+        (**self).sibling()
+    }
+    fn lock_of(&self, scope: &str) -> u32 {
+        (**self).lock_of(scope)
     }
 }
 
