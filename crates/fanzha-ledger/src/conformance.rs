@@ -866,33 +866,34 @@ fn assert_counted_apart(tx: &mut dyn Tx, cards: &[(&str, u64)]) {
     }
 }
 
-/// For a backend's upgrade test: the subscriber card `key` of `holder`, stored before the
-/// upgrade with the history `earlier` (its commands), is written twice after it, with an
-/// event that writes no record in between. Its history then holds the events from before
-/// and after, in order.
-pub fn history_spans_an_upgrade(store: &mut dyn Store, key: &str, holder: &str, earlier: &[&str]) {
+/// For a backend's upgrade test, whose ledger from before the upgrade holds the card
+/// `+8613800138000` of holder `h1` with the history import, import, pii_revealed: the card
+/// is written twice after the upgrade, with an event that writes no record in between. Its
+/// history then holds the events from before and after, in order.
+pub fn history_spans_an_upgrade(store: &mut dyn Store) {
+    let key = "+8613800138000";
+    let earlier = ["import", "import", "pii_revealed"];
+    let write = |tx: &mut dyn Tx, state: &str, command: &str, before: &Value| {
+        let columns = Columns {
+            kind: Kind::Subscribers,
+            key,
+            holder_hash: Some("h1"),
+            unit: None,
+            subtype: Some("mobile"),
+            state: Some(state),
+        };
+        let change = Change {
+            ts: "2026-02-01T00:00:00+08:00",
+            actor: "ops",
+            command,
+            before,
+        };
+        let body = serde_json::json!({ "state": state }).to_string();
+        tx.write(&columns, &body, &change).unwrap();
+    };
     let mut tx = store.begin().unwrap();
     let before = tx.get(Kind::Subscribers, key).unwrap().unwrap().body;
-    let columns = Columns {
-        kind: Kind::Subscribers,
-        key,
-        holder_hash: Some(holder),
-        unit: None,
-        subtype: Some("mobile"),
-        state: Some("suspended"),
-    };
-    let change = |command, before| Change {
-        ts: "2026-02-01T00:00:00+08:00",
-        actor: "ops",
-        command,
-        before,
-    };
-    tx.write(
-        &columns,
-        r#"{"state":"suspended"}"#,
-        &change("suspend", &before),
-    )
-    .unwrap();
+    write(tx.as_mut(), "suspended", "suspend", &before);
     tx.commit().unwrap();
     let mut tx = store.begin().unwrap();
     tx.append(&Event {
@@ -907,22 +908,12 @@ pub fn history_spans_an_upgrade(store: &mut dyn Store, key: &str, holder: &str, 
     })
     .unwrap();
     let suspended = serde_json::json!({"state": "suspended"});
-    let active = Columns {
-        state: Some("active"),
-        ..columns
-    };
-    tx.write(
-        &active,
-        r#"{"state":"active"}"#,
-        &change("resume", &suspended),
-    )
-    .unwrap();
+    write(tx.as_mut(), "active", "resume", &suspended);
     tx.commit().unwrap();
     let history = store.history(Kind::Subscribers, key).unwrap();
     let commands: Vec<&str> = history.iter().map(|e| e.command.as_str()).collect();
     let expected: Vec<&str> = earlier
-        .iter()
-        .copied()
+        .into_iter()
         .chain(["suspend", "pii_revealed", "resume"])
         .collect();
     assert_eq!(commands, expected);
