@@ -58,6 +58,26 @@ pub struct ImportReport {
     pub refusals: Vec<RowRefusal>,
 }
 
+impl ImportReport {
+    /// Counts one row: applied (no refusal) or refused.
+    fn tally(&mut self, outcome: Option<RowRefusal>) {
+        match outcome {
+            None => self.accepted += 1,
+            Some(r) => {
+                self.refused += 1;
+                self.refusals.push(r);
+            }
+        }
+    }
+
+    /// Adds the report of rows after these (their refusals come after these).
+    fn add(&mut self, later: ImportReport) {
+        self.accepted += later.accepted;
+        self.refused += later.refused;
+        self.refusals.extend(later.refusals);
+    }
+}
+
 /// A file that cannot be processed at all (nothing is applied), or a failed store.
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
@@ -503,37 +523,50 @@ fn apply_half(
     other_half: Rendezvous,
 ) -> HalfOutcome {
     let mut tx = store.begin().ok();
+    let these = || rows.iter().map(|&i| &batch[i]);
     let splittable = tx.as_mut().is_some_and(|tx| {
-        let hints: Vec<_> = rows
-            .iter()
-            .map(|&i| prepared_hint(kind, &batch[i].1, columns, cx.vault))
-            .collect();
-        let keys: Vec<&str> = hints.iter().filter_map(|(k, _)| k.as_deref()).collect();
-        let holders: Vec<&str> = hints.iter().filter_map(|(_, h)| h.as_deref()).collect();
-        tx.prefetch(kind, &keys, &holders).is_ok()
-            && rows
-                .iter()
-                .all(|&i| keeps_its_holder(tx.as_mut(), kind, &batch[i].1))
+        read_ahead(tx.as_mut(), kind, these(), columns, cx.vault).is_ok()
+            && these().all(|(_, prepared)| keeps_its_holder(tx.as_mut(), kind, prepared))
     });
     let Some(mut tx) = tx.filter(|_| other_half.both(splittable)) else {
         return HalfOutcome::Aborted;
     };
+    match apply_rows(tx.as_mut(), kind, these(), columns, cx, actor) {
+        Ok(report) if tx.commit().is_ok() => HalfOutcome::Applied(report),
+        _ => HalfOutcome::Failed,
+    }
+}
+
+/// Reads ahead in `tx` what `rows` will read ([`Tx::prefetch`]).
+fn read_ahead<'r>(
+    tx: &mut dyn Tx,
+    kind: Kind,
+    rows: impl Iterator<Item = &'r (u64, PreparedRow)>,
+    columns: &HashMap<String, usize>,
+    vault: &PiiVault,
+) -> Result<(), StoreError> {
+    let hints: Vec<_> = rows
+        .map(|(_, prepared)| prepared_hint(kind, prepared, columns, vault))
+        .collect();
+    let keys: Vec<&str> = hints.iter().filter_map(|(k, _)| k.as_deref()).collect();
+    let holders: Vec<&str> = hints.iter().filter_map(|(_, h)| h.as_deref()).collect();
+    tx.prefetch(kind, &keys, &holders)
+}
+
+/// Applies `rows` in order in `tx`, which the caller commits.
+fn apply_rows<'r>(
+    tx: &mut dyn Tx,
+    kind: Kind,
+    rows: impl Iterator<Item = &'r (u64, PreparedRow)>,
+    columns: &HashMap<String, usize>,
+    cx: &Context<'_>,
+    actor: &Actor,
+) -> Result<ImportReport, StoreError> {
     let mut report = ImportReport::default();
-    for &i in rows {
-        let (line, prepared) = &batch[i];
-        match process_row(tx.as_mut(), kind, *line, prepared, columns, cx, actor) {
-            Ok(None) => report.accepted += 1,
-            Ok(Some(r)) => {
-                report.refused += 1;
-                report.refusals.push(r);
-            }
-            Err(_) => return HalfOutcome::Failed,
-        }
+    for (line, prepared) in rows {
+        report.tally(process_row(tx, kind, *line, prepared, columns, cx, actor)?);
     }
-    match tx.commit() {
-        Ok(()) => HalfOutcome::Applied(report),
-        Err(_) => HalfOutcome::Failed,
-    }
+    Ok(report)
 }
 
 /// Whether a subscriber row leaves its card with the holder it had (or the card is new):
@@ -570,13 +603,8 @@ fn apply_one_by_one<'r>(
             let result = process_row(tx.as_mut(), kind, *line, prepared, columns, cx, actor)
                 .and_then(|outcome| tx.commit().map(|()| outcome));
             match result {
-                Ok(None) => {
-                    report.accepted += 1;
-                    break;
-                }
-                Ok(Some(r)) => {
-                    report.refused += 1;
-                    report.refusals.push(r);
+                Ok(outcome) => {
+                    report.tally(outcome);
                     break;
                 }
                 Err(_) if attempts < 3 => attempts += 1,
@@ -649,12 +677,10 @@ impl<S: Store> Ledger<S> {
         };
         let mut report = ImportReport::default();
         let mut done = 0u64;
-        // A second connection for splitting large batches of subscribers, where the backend
-        // has one; without it (or if it cannot be had) batches are applied whole.
-        let mut sibling = match kind {
-            Kind::Subscribers => self.store.sibling().ok().flatten(),
-            _ => None,
-        };
+        // A second connection for splitting large batches of subscribers, opened with the
+        // first such batch, where the backend has one; without it (or if it cannot be had)
+        // batches are applied whole.
+        let mut sibling: Option<Option<Box<dyn Store>>> = None;
         std::thread::scope(|scope| -> Result<(), ImportError> {
             let (send, batches) = std::sync::mpsc::sync_channel::<PreparedBatch>(2);
             // Applied batches go back to be freed where they were allocated: freeing another
@@ -668,11 +694,17 @@ impl<S: Store> Ledger<S> {
                 })
                 .map_err(|e| ImportError::Store(StoreError::Database(e.to_string())))?;
             for batch in batches {
-                let split = match sibling.as_mut() {
-                    Some(other) if batch.len() >= SPLIT_MIN_ROWS => {
+                let splittable = kind == Kind::Subscribers && batch.len() >= SPLIT_MIN_ROWS;
+                let other = if splittable {
+                    sibling.get_or_insert_with(|| self.store.sibling().ok().flatten())
+                } else {
+                    &mut None
+                };
+                let split = match other {
+                    Some(other) => {
                         self.import_split_batch(other.as_mut(), kind, &batch, columns, actor)?
                     }
-                    _ => None,
+                    None => None,
                 };
                 let outcome = match split {
                     Some(o) => o,
@@ -684,9 +716,7 @@ impl<S: Store> Ledger<S> {
                         Err(_) => self.import_batch(kind, &batch, columns, actor, true)?,
                     },
                 };
-                report.accepted += outcome.accepted;
-                report.refused += outcome.refused;
-                report.refusals.extend(outcome.refusals);
+                report.add(outcome);
                 done += batch.len() as u64;
                 progress(done);
                 let _ = recycle.send(batch);
@@ -759,9 +789,7 @@ impl<S: Store> Ledger<S> {
                     actor,
                 )?,
             };
-            report.accepted += half.accepted;
-            report.refused += half.refused;
-            report.refusals.extend(half.refusals);
+            report.add(half);
         }
         report.refusals.sort_by_key(|r| r.line);
         Ok(Some(report))
@@ -780,38 +808,13 @@ impl<S: Store> Ledger<S> {
             today: actor.today,
             now: &actor.now,
         };
-        let mut report = ImportReport::default();
-        let mut tally = |outcome: Option<RowRefusal>| match outcome {
-            None => report.accepted += 1,
-            Some(r) => {
-                report.refused += 1;
-                report.refusals.push(r);
-            }
-        };
-        if !row_by_row {
-            let mut tx = self.store.begin()?;
-            let hints: Vec<_> = batch
-                .iter()
-                .map(|(_, prepared)| prepared_hint(kind, prepared, columns, &self.vault))
-                .collect();
-            let keys: Vec<&str> = hints.iter().filter_map(|(k, _)| k.as_deref()).collect();
-            let holders: Vec<&str> = hints.iter().filter_map(|(_, h)| h.as_deref()).collect();
-            tx.prefetch(kind, &keys, &holders)?;
-            for (line, prepared) in batch {
-                tally(process_row(
-                    tx.as_mut(),
-                    kind,
-                    *line,
-                    prepared,
-                    columns,
-                    &cx,
-                    actor,
-                )?);
-            }
-            tx.commit()?;
-        } else {
+        if row_by_row {
             return apply_one_by_one(&mut self.store, kind, batch.iter(), columns, &cx, actor);
         }
+        let mut tx = self.store.begin()?;
+        read_ahead(tx.as_mut(), kind, batch.iter(), columns, &self.vault)?;
+        let report = apply_rows(tx.as_mut(), kind, batch.iter(), columns, &cx, actor)?;
+        tx.commit()?;
         Ok(report)
     }
 
