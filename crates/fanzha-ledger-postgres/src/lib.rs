@@ -25,6 +25,8 @@ use tokio::runtime::Runtime;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, CopyInSink, GenericClient, NoTls, Row, Statement, Transaction};
 
+mod access;
+
 const MIGRATIONS: &[(i64, &str)] = &[
     (
         1,
@@ -143,6 +145,49 @@ const MIGRATIONS: &[(i64, &str)] = &[
          DROP INDEX events_by_record;
          CREATE INDEX events_by_record ON events(record, seq) WHERE record IS NOT NULL;
          CREATE INDEX events_unlinked ON events(key, kind, seq) WHERE record IS NULL;",
+    ),
+    (
+        7,
+        // Principals, the audit trail (append-only like the history; chained by the
+        // caller's MAC, see fanzha-auth; appends serialised by an advisory lock) and
+        // settings (key check values). A principal's `version` grows with each change, so
+        // their sum tells a cache to reload.
+        "CREATE TABLE principals(
+            name TEXT COLLATE \"C\" PRIMARY KEY,
+            kind TEXT NOT NULL,
+            role TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            expires_at BIGINT,
+            revoked_at BIGINT,
+            password_hash TEXT,
+            totp_sealed TEXT,
+            token_hash TEXT UNIQUE,
+            failed_logins INTEGER NOT NULL DEFAULT 0,
+            locked_until BIGINT,
+            created_by TEXT NOT NULL,
+            version BIGINT NOT NULL DEFAULT 1);
+         CREATE TABLE audit(
+            seq BIGINT PRIMARY KEY,
+            ts TEXT NOT NULL,
+            at_ms BIGINT NOT NULL,
+            principal TEXT NOT NULL,
+            role TEXT NOT NULL,
+            client TEXT NOT NULL,
+            action TEXT NOT NULL,
+            object TEXT NOT NULL,
+            purpose TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            prev TEXT NOT NULL,
+            mac TEXT NOT NULL);
+         CREATE INDEX audit_by_time ON audit(at_ms);
+         CREATE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS
+           $$ BEGIN RAISE EXCEPTION 'the audit trail is append-only'; END $$;
+         CREATE TRIGGER audit_append_only BEFORE UPDATE OR DELETE ON audit
+           FOR EACH ROW EXECUTE FUNCTION audit_append_only();
+         CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit
+           FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only();
+         CREATE TABLE settings(name TEXT PRIMARY KEY, value TEXT NOT NULL);",
     ),
 ];
 

@@ -18,3 +18,8 @@ fn fresh() -> impl Fn() -> PgStore + Sync {
 }
 
 fanzha_ledger::conformance_suite!(fresh());
+
+mod access {
+    use super::*;
+    fanzha_auth::access_conformance_suite!(fresh());
+}

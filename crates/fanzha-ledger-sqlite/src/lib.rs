@@ -2,6 +2,7 @@
 //! `BEGIN IMMEDIATE`, so writers — threads or processes — are serial and the rules' counts
 //! inside a transaction cannot be raced past. Knows SQL; knows nothing of the rules.
 
+mod access;
 mod holdings;
 
 use fanzha_ledger::store::{
@@ -175,6 +176,46 @@ const MIGRATIONS: &[(i64, &str)] = &[
          ALTER TABLE events ADD COLUMN prev INTEGER;
          DROP INDEX events_by_record;
          CREATE INDEX events_unchained ON events(key, kind) WHERE prev IS NULL;",
+    ),
+    (
+        7,
+        // Principals, the audit trail (append-only like the history; chained by the
+        // caller's MAC, see fanzha-auth) and settings (key check values). A principal's
+        // `version` grows with each change, so their sum tells a cache to reload.
+        "CREATE TABLE principals(
+            name TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            role TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            expires_at INTEGER,
+            revoked_at INTEGER,
+            password_hash TEXT,
+            totp_sealed TEXT,
+            token_hash TEXT UNIQUE,
+            failed_logins INTEGER NOT NULL DEFAULT 0,
+            locked_until INTEGER,
+            created_by TEXT NOT NULL,
+            version INTEGER NOT NULL DEFAULT 1);
+         CREATE TABLE audit(
+            seq INTEGER PRIMARY KEY,
+            ts TEXT NOT NULL,
+            at_ms INTEGER NOT NULL,
+            principal TEXT NOT NULL,
+            role TEXT NOT NULL,
+            client TEXT NOT NULL,
+            action TEXT NOT NULL,
+            object TEXT NOT NULL,
+            purpose TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            prev TEXT NOT NULL,
+            mac TEXT NOT NULL);
+         CREATE INDEX audit_by_time ON audit(at_ms);
+         CREATE TRIGGER audit_append_only_update BEFORE UPDATE ON audit
+            BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+         CREATE TRIGGER audit_append_only_delete BEFORE DELETE ON audit
+            BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+         CREATE TABLE settings(name TEXT PRIMARY KEY, value TEXT NOT NULL);",
     ),
 ];
 

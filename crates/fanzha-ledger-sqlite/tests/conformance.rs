@@ -13,3 +13,8 @@ fn fresh() -> impl Fn() -> SqliteStore + Sync {
 }
 
 fanzha_ledger::conformance_suite!(fresh());
+
+mod access {
+    use super::*;
+    fanzha_auth::access_conformance_suite!(fresh());
+}
