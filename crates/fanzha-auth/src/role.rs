@@ -43,8 +43,8 @@ pub enum Permission {
     LabelRead,
     /// `GET /metrics`.
     Metrics,
-    /// `GET /openapi.json`: what the API is, to anyone with a credential.
-    ApiDocs,
+    /// What every principal may: the API's description, who it is, ending its session.
+    Basic,
     /// Ledger records, masked.
     LedgerRead,
     /// Ledger history, masked.
@@ -82,7 +82,7 @@ pub enum Permission {
 use Permission as P;
 
 const ANALYST: &[Permission] = &[
-    P::ApiDocs,
+    P::Basic,
     P::LedgerRead,
     P::LedgerHistory,
     P::NumberView,
@@ -94,7 +94,7 @@ const ANALYST: &[Permission] = &[
 ];
 
 const SUPERVISOR: &[Permission] = &[
-    P::ApiDocs,
+    P::Basic,
     P::LedgerRead,
     P::LedgerHistory,
     P::NumberView,
@@ -126,17 +126,17 @@ impl Role {
     /// The one permission table.
     pub fn permissions(self) -> &'static [Permission] {
         match self {
-            Role::Gateway => &[P::ApiDocs, P::Screen],
-            Role::Ingest => &[P::ApiDocs, P::Ingest],
-            Role::LabelReader => &[P::ApiDocs, P::LabelRead],
-            Role::Monitoring => &[P::ApiDocs, P::Metrics],
+            Role::Gateway => &[P::Basic, P::Screen],
+            Role::Ingest => &[P::Basic, P::Ingest],
+            Role::LabelReader => &[P::Basic, P::LabelRead],
+            Role::Monitoring => &[P::Basic, P::Metrics],
             Role::Analyst => ANALYST,
             Role::Supervisor => SUPERVISOR,
-            Role::SystemAdmin => &[P::ApiDocs, P::LedgerWrite, P::Import, P::Configure],
-            Role::SecurityAdmin => &[P::ApiDocs, P::Accounts],
-            Role::AuditAdmin => &[P::ApiDocs, P::AuditRead],
+            Role::SystemAdmin => &[P::Basic, P::LedgerWrite, P::Import, P::Configure],
+            Role::SecurityAdmin => &[P::Basic, P::Accounts],
+            Role::AuditAdmin => &[P::Basic, P::AuditRead],
             Role::Regulator => &[
-                P::ApiDocs,
+                P::Basic,
                 P::ReportsRead,
                 P::LedgerRead,
                 P::LedgerHistory,
@@ -197,7 +197,7 @@ impl Permission {
             P::Ingest => "ingest",
             P::LabelRead => "label_read",
             P::Metrics => "metrics",
-            P::ApiDocs => "api_docs",
+            P::Basic => "basic",
             P::LedgerRead => "ledger_read",
             P::LedgerHistory => "ledger_history",
             P::NumberView => "number_view",
@@ -223,13 +223,13 @@ mod tests {
     use super::*;
 
     /// Separation of duties (MLPS level 3): the three administrators share nothing but the
-    /// API description, and none of them reads personal data or screens calls.
+    /// basics (the API's description, their own session), and none of them reads personal data or screens calls.
     #[test]
     fn the_three_administrators_never_overlap() {
         let admins = [Role::SecurityAdmin, Role::SystemAdmin, Role::AuditAdmin];
         for a in admins {
             for b in admins.iter().filter(|&&b| b != a) {
-                for p in a.permissions().iter().filter(|&&p| p != P::ApiDocs) {
+                for p in a.permissions().iter().filter(|&&p| p != P::Basic) {
                     assert!(!b.may(*p), "{a} and {b} both may {p:?}");
                 }
             }

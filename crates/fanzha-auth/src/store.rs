@@ -3,10 +3,10 @@
 
 use crate::audit::{AuditEntry, AuditRecord};
 use crate::role::Role;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A person (password + TOTP) or a machine (bearer token).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PrincipalKind {
     /// A person.

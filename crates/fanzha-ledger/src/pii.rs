@@ -121,6 +121,15 @@ impl PiiVault {
         Ok(k)
     }
 
+    /// A check value of the key, kept with the ledger so a store refuses a key that is not
+    /// its own (a wrong key would silently break holder matching and the five-card count).
+    /// Reveals nothing of the key.
+    pub fn check_value(&self) -> String {
+        let mut m = self.mac.clone();
+        m.update(b"\0fanzha pii key check value");
+        to_hex(&m.finalize().into_bytes()[..8])
+    }
+
     /// The keyed hash of a (normalised) value, hex: equal values match, the value is not
     /// recoverable without the key.
     pub fn hash(&self, value: &str) -> String {

@@ -1,7 +1,10 @@
 //! Choosing and opening the concrete backends: the only place that names SQLite or
-//! PostgreSQL, reads `--data-dir` / `--database-url`, and manages the PII key file.
+//! PostgreSQL, reads `--data-dir` / `--database-url`, and manages the key files (personal
+//! data, audit chain), which are checked against the store before anything is read.
 
 use anyhow::{bail, Context, Result};
+use fanzha_api::auth::{AuthConfig, Authenticator, Caller, Now};
+use fanzha_auth::{AccessStore, AuditKey};
 use fanzha_ledger::pii::KEY_LEN;
 use fanzha_ledger::{Ledger, PiiVault, Store};
 use fanzha_ledger_postgres::PgStore;
@@ -12,7 +15,7 @@ use std::path::{Path, PathBuf};
 /// Where the ledger lives, from global flags and environment.
 #[derive(clap::Args, Clone, Debug)]
 pub struct StoreArgs {
-    /// Directory of the embedded store (SQLite ledger, PII key, decision log).
+    /// Directory of the embedded store (SQLite ledger, key files, decision log).
     #[arg(
         long,
         env = "FANZHA_DATA_DIR",
@@ -23,14 +26,24 @@ pub struct StoreArgs {
     /// PostgreSQL instead of the embedded store: postgres://user@host:port/db.
     #[arg(long, env = "FANZHA_DATABASE_URL", global = true)]
     pub database_url: Option<String>,
-    /// The key for personal data (64 bytes); default: pii.key in the data dir, created with
-    /// mode 0600 on first use.
+    /// The key for personal data (64 bytes, mode 0600); default: pii.key in the data dir.
+    /// Created only for a new, empty ledger; a ledger refuses any other key.
     #[arg(long, env = "FANZHA_PII_KEY", global = true)]
     pub pii_key: Option<PathBuf>,
-    /// Who is acting (recorded in the ledger's history).
+    /// The key of the audit trail's chain (32 bytes, mode 0600), kept outside the
+    /// database; default: audit.key in the data dir. Created only for an empty trail.
+    #[arg(long, env = "FANZHA_AUDIT_KEY", global = true)]
+    pub audit_key: Option<PathBuf>,
+    /// A note on who is acting, recorded beside the operating-system user (who is the
+    /// actor of local commands).
     #[arg(long, env = "FANZHA_ACTOR", global = true)]
     pub actor: Option<String>,
 }
+
+/// The setting holding the PII key's check value.
+const PII_CHECK: &str = "pii_key_check";
+/// The setting holding the audit key's check value.
+const AUDIT_CHECK: &str = "audit_key_check";
 
 impl StoreArgs {
     /// Opens the backend named by the flags.
@@ -40,51 +53,167 @@ impl StoreArgs {
                 PgStore::connect(url)
                     .with_context(|| format!("cannot open PostgreSQL ledger at {}", redact(url)))?,
             ),
+            None => Box::new(self.open_sqlite()?),
+        })
+    }
+
+    fn open_sqlite(&self) -> Result<SqliteStore> {
+        std::fs::create_dir_all(&self.data_dir)
+            .with_context(|| format!("cannot create data dir {}", self.data_dir.display()))?;
+        let path = self.data_dir.join("ledger.sqlite");
+        SqliteStore::open(&path).with_context(|| format!("cannot open {}", path.display()))
+    }
+
+    /// A connection to the store's principals and audit trail (beside the ledger's own,
+    /// so an audit append never waits for an import).
+    pub fn open_access(&self) -> Result<Box<dyn AccessStore>> {
+        Ok(match &self.database_url {
+            Some(url) => Box::new(
+                PgStore::connect(url)
+                    .with_context(|| format!("cannot open PostgreSQL ledger at {}", redact(url)))?,
+            ),
+            None => Box::new(self.open_sqlite()?),
+        })
+    }
+
+    fn key_path(&self, flag: &Option<PathBuf>, default: &str) -> Result<PathBuf> {
+        Ok(match flag {
+            Some(p) => p.clone(),
             None => {
-                std::fs::create_dir_all(&self.data_dir).with_context(|| {
-                    format!("cannot create data dir {}", self.data_dir.display())
-                })?;
-                let path = self.data_dir.join("ledger.sqlite");
-                Box::new(
-                    SqliteStore::open(&path)
-                        .with_context(|| format!("cannot open {}", path.display()))?,
-                )
+                std::fs::create_dir_all(&self.data_dir)?;
+                self.data_dir.join(default)
             }
         })
     }
 
-    /// The PII vault under the configured key (created on first use).
-    pub fn vault(&self) -> Result<PiiVault> {
-        let path = match &self.pii_key {
-            Some(p) => p.clone(),
-            None => {
-                std::fs::create_dir_all(&self.data_dir)?;
-                self.data_dir.join("pii.key")
-            }
+    /// The PII vault under the configured key, checked against the ledger: created only
+    /// for a new, empty ledger; a ledger that has a key refuses a missing or different one.
+    pub fn vault_for(
+        &self,
+        store: &mut dyn Store,
+        access: &mut dyn AccessStore,
+    ) -> Result<PiiVault> {
+        let path = self.key_path(&self.pii_key, "pii.key")?;
+        let stored = access.setting(PII_CHECK)?;
+        let empty = stored.is_none() && store.version()? == 0;
+        let key = match read_key(&path, KEY_LEN)? {
+            Some(k) => k,
+            None if empty => create_key(&path, &PiiVault::generate_key()?)?,
+            None => bail!(
+                "the ledger holds sealed personal data but its PII key {} is missing: restore the key file from your backup (a new key cannot open the data); pass --pii-key FILE if it lives elsewhere",
+                path.display()
+            ),
         };
-        let key = load_or_create_key(&path)?;
-        Ok(PiiVault::new(&key)?)
+        let vault = PiiVault::new(&key)?;
+        match stored {
+            Some(check) if check != vault.check_value() => bail!(
+                "the PII key {} is not this ledger's key (its check value is {}, the ledger's {check}): use the key the ledger was sealed with; to change keys, `fanzha ledger rotate-key --new-key FILE` under the old one",
+                path.display(),
+                vault.check_value()
+            ),
+            Some(_) => {}
+            // A new ledger, or one from before check values: this key is its key from now on.
+            None => access.set_setting(PII_CHECK, &vault.check_value())?,
+        }
+        Ok(vault)
+    }
+
+    /// The audit chain's key, checked against the trail as the PII key is.
+    pub fn audit_key_for(&self, access: &mut dyn AccessStore) -> Result<AuditKey> {
+        let path = self.key_path(&self.audit_key, "audit.key")?;
+        let stored = access.setting(AUDIT_CHECK)?;
+        let empty = stored.is_none() && access.audit_records(0, i64::MIN, 1)?.is_empty();
+        let key = match read_key(&path, fanzha_auth::audit::AUDIT_KEY_LEN)? {
+            Some(k) => k,
+            None if empty => {
+                let mut k = [0u8; fanzha_auth::audit::AUDIT_KEY_LEN];
+                fanzha_auth::credential::fill_random(&mut k)?;
+                create_key(&path, &k)?
+            }
+            None => bail!(
+                "the audit trail exists but its key {} is missing: restore it from your backup (without it the trail cannot be verified or extended); pass --audit-key FILE if it lives elsewhere",
+                path.display()
+            ),
+        };
+        let key = AuditKey::new(&key).context("audit key too short")?;
+        match stored {
+            Some(check) if check != key.check_value() => bail!(
+                "the audit key {} is not this trail's key (check value {}, the trail's {check})",
+                path.display(),
+                key.check_value()
+            ),
+            Some(_) => {}
+            None => access.set_setting(AUDIT_CHECK, &key.check_value())?,
+        }
+        Ok(key)
     }
 
     /// The ledger over the configured store and key.
     pub fn ledger(&self) -> Result<Ledger<Box<dyn Store>>> {
-        Ok(Ledger::new(self.open_store()?, self.vault()?))
+        let mut store = self.open_store()?;
+        let mut access = self.open_access()?;
+        let vault = self.vault_for(store.as_mut(), access.as_mut())?;
+        Ok(Ledger::new(store, vault))
     }
 
-    /// The actor and the clock, for recording writes.
+    /// The ledger and the door (principals, audit trail), each on its own connection.
+    pub fn ledger_and_auth(
+        &self,
+        config: AuthConfig,
+    ) -> Result<(Ledger<Box<dyn Store>>, Authenticator)> {
+        let mut store = self.open_store()?;
+        let mut access = self.open_access()?;
+        let vault = self.vault_for(store.as_mut(), access.as_mut())?;
+        let key = self.audit_key_for(access.as_mut())?;
+        let auth = Authenticator::new(access, key, vault.clone(), config)?;
+        Ok((Ledger::new(store, vault), auth))
+    }
+
+    /// The local caller: the operating-system user, who holds the key files anyway.
+    pub fn caller(&self) -> Caller {
+        let mut c = Caller::local(&os_user());
+        if let Some(note) = self.actor.as_deref().filter(|a| !a.is_empty()) {
+            c.name = format!("{} ({note})", c.name);
+        }
+        c
+    }
+
+    /// The actor of local writes, and the clock.
     pub fn actor(&self) -> fanzha_ledger::Actor {
-        let name = self
-            .actor
-            .clone()
-            .or_else(|| std::env::var("USER").ok())
-            .unwrap_or_else(|| "cli".to_string());
-        let now = chrono::Utc::now().with_timezone(&fanzha_model::time::cst());
+        let now = now();
         fanzha_ledger::Actor {
-            name,
-            now: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
-            today: crate::today_in_china(),
+            name: self.caller().name,
+            now: now.rfc3339,
+            today: now.today,
         }
     }
+}
+
+/// Now, as the libraries take it.
+pub fn now() -> Now {
+    let t = chrono::Utc::now().with_timezone(&fanzha_model::time::cst());
+    Now {
+        rfc3339: t.to_rfc3339_opts(chrono::SecondsFormat::Millis, false),
+        unix_ms: t.timestamp_millis(),
+        today: crate::today_in_china(),
+    }
+}
+
+/// The name of the operating-system user running this process (not `$USER`, which the
+/// caller sets).
+pub fn os_user() -> String {
+    let uid = unsafe { libc::getuid() };
+    let mut buf = vec![0 as libc::c_char; 4096];
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: getpwuid_r writes into `pwd` and `buf`, both alive and of the sizes given.
+    let rc = unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result) };
+    if rc == 0 && !result.is_null() && !pwd.pw_name.is_null() {
+        // SAFETY: on success pw_name points into `buf`, NUL-terminated.
+        let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
+        return name.to_string_lossy().into_owned();
+    }
+    format!("uid{uid}")
 }
 
 /// Hides a password in a database URL for messages.
@@ -101,36 +230,62 @@ fn redact(url: &str) -> String {
     }
 }
 
-fn load_or_create_key(path: &Path) -> Result<Vec<u8>> {
-    match std::fs::read(path) {
-        Ok(k) if k.len() == KEY_LEN => Ok(k),
-        Ok(k) => bail!(
-            "PII key {} has {} bytes, expected {KEY_LEN}",
+/// A key file: None if absent; an error if the size is wrong or anyone but the owner may
+/// read it.
+fn read_key(path: &Path, len: usize) -> Result<Option<Vec<u8>>> {
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("cannot read key {}", path.display())),
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            bail!(
+                "key {} may be read by group or others (mode {mode:o}): `chmod 600 {}` and check who has copied it",
+                path.display(),
+                path.display()
+            );
+        }
+    }
+    let k = std::fs::read(path).with_context(|| format!("cannot read key {}", path.display()))?;
+    if k.len() != len {
+        bail!(
+            "key {} has {} bytes, expected {len}",
             path.display(),
             k.len()
-        ),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let key = PiiVault::generate_key()?;
-            let mut opts = std::fs::OpenOptions::new();
-            opts.write(true).create_new(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                opts.mode(0o600);
-            }
-            match opts.open(path) {
-                Ok(mut f) => {
-                    f.write_all(&key)?;
-                    f.sync_all()?;
-                    Ok(key.to_vec())
-                }
-                // Another process created it first: use theirs.
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => load_or_create_key(path),
-                Err(e) => {
-                    Err(e).with_context(|| format!("cannot create PII key {}", path.display()))
-                }
-            }
+        );
+    }
+    Ok(Some(k))
+}
+
+/// Writes a new key file, mode 0600; if another process made one first, that one is used.
+fn create_key(path: &Path, key: &[u8]) -> Result<Vec<u8>> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    match opts.open(path) {
+        Ok(mut f) => {
+            f.write_all(key)?;
+            f.sync_all()?;
+            Ok(key.to_vec())
         }
-        Err(e) => Err(e).with_context(|| format!("cannot read PII key {}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            // Give the writer a moment to finish.
+            for _ in 0..50 {
+                if let Some(k) = read_key(path, key.len())? {
+                    return Ok(k);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            bail!("key {} is being created by another process", path.display())
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot create key {}", path.display())),
     }
 }

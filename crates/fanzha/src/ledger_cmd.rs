@@ -1,8 +1,11 @@
 //! `fanzha ledger …`: import, get, history, audit, enforce-backfill.
 
+use crate::auth_cmd::record;
 use crate::backend::StoreArgs;
 use anyhow::{Context, Result};
 use clap::Subcommand;
+use fanzha_api::auth::AuthConfig;
+use fanzha_auth::{Action, Outcome};
 use fanzha_ledger::Kind;
 use serde_json::json;
 use std::io::{IsTerminal, Write};
@@ -23,15 +26,19 @@ pub enum LedgerCommand {
         /// The CSV file (header row required).
         file: PathBuf,
     },
-    /// One record as JSON, personal data masked unless --reveal (which is recorded).
+    /// One record as JSON, personal data masked unless --reveal --purpose TEXT (recorded
+    /// in the record's history and the audit trail with the operating-system user).
     Get {
         /// Kind.
         kind: String,
         /// Key: number in any form, USCC, trunk id, or person:ID / unit:USCC for the blacklist.
         key: String,
-        /// Show personal data in clear and record a pii_revealed event.
-        #[arg(long)]
+        /// Show personal data in clear (needs --purpose).
+        #[arg(long, requires = "purpose")]
         reveal: bool,
+        /// Why the personal data is revealed, for the audit trail.
+        #[arg(long)]
+        purpose: Option<String>,
     },
     /// Every event of one record: time, actor, command, before/after.
     History {
@@ -71,7 +78,7 @@ pub fn run(cmd: LedgerCommand, store: &StoreArgs) -> Result<ExitCode> {
             let kind = kind(&k)?;
             let data =
                 std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            let mut ledger = store.ledger()?;
+            let (mut ledger, auth) = store.ledger_and_auth(AuthConfig::default())?;
             let actor = store.actor();
             let total = bytecount_lines(&data);
             let bar = (std::io::stderr().is_terminal() && total > 10_000).then(|| {
@@ -92,6 +99,20 @@ pub fn run(cmd: LedgerCommand, store: &StoreArgs) -> Result<ExitCode> {
             if let Some(b) = bar {
                 b.finish_and_clear();
             }
+            record(
+                &auth,
+                &store.caller(),
+                Action::LedgerWrite,
+                kind.as_str(),
+                "",
+                Outcome::Success,
+                format!(
+                    "import {}: accepted {}, refused {}",
+                    file.display(),
+                    report.accepted,
+                    report.refused
+                ),
+            )?;
             for r in &report.refusals {
                 serde_json::to_writer(&mut out, r)?;
                 out.write_all(b"\n")?;
@@ -111,11 +132,34 @@ pub fn run(cmd: LedgerCommand, store: &StoreArgs) -> Result<ExitCode> {
             kind: k,
             key,
             reveal,
+            purpose,
         } => {
             let kind = kind(&k)?;
-            let mut ledger = store.ledger()?;
+            let purpose = purpose.unwrap_or_default().trim().to_string();
+            if reveal && purpose.is_empty() {
+                anyhow::bail!("--reveal needs --purpose TEXT: why, for the audit trail");
+            }
+            let (mut ledger, auth) = store.ledger_and_auth(AuthConfig::default())?;
             let actor = store.actor();
-            match ledger.get(kind, &key, reveal.then_some(&actor))? {
+            let found = ledger.get(kind, &key, reveal.then_some(&actor))?;
+            record(
+                &auth,
+                &store.caller(),
+                if reveal {
+                    Action::Reveal
+                } else {
+                    Action::RecordRead
+                },
+                &format!("{kind}/{}", ledger.key(kind, &key)),
+                &purpose,
+                if found.is_some() {
+                    Outcome::Success
+                } else {
+                    Outcome::Failure
+                },
+                String::new(),
+            )?;
+            match found {
                 Some(v) => {
                     serde_json::to_writer_pretty(&mut out, &v)?;
                     out.write_all(b"\n")?;
@@ -129,9 +173,18 @@ pub fn run(cmd: LedgerCommand, store: &StoreArgs) -> Result<ExitCode> {
         }
         LedgerCommand::History { kind: k, key } => {
             let kind = kind(&k)?;
-            let mut ledger = store.ledger()?;
+            let (mut ledger, auth) = store.ledger_and_auth(AuthConfig::default())?;
             let events = ledger.history(kind, &key)?;
             let stored_key = ledger.key(kind, &key);
+            record(
+                &auth,
+                &store.caller(),
+                Action::HistoryRead,
+                &format!("{kind}/{stored_key}"),
+                "",
+                Outcome::Success,
+                format!("{} events", events.len()),
+            )?;
             serde_json::to_writer_pretty(
                 &mut out,
                 &json!({"kind": kind, "key": stored_key, "events": events}),
@@ -152,8 +205,17 @@ pub fn run(cmd: LedgerCommand, store: &StoreArgs) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         LedgerCommand::Appeal { number } => {
-            let mut ledger = store.ledger()?;
+            let (mut ledger, auth) = store.ledger_and_auth(AuthConfig::default())?;
             let d = ledger.appeal(&number, &store.actor())?;
+            record(
+                &auth,
+                &store.caller(),
+                Action::LedgerWrite,
+                &format!("appeal/{}", d.number),
+                "",
+                Outcome::Success,
+                format!("unblocked {}, reactivated {}", d.blocklisted, d.suspended),
+            )?;
             serde_json::to_writer(
                 &mut out,
                 &json!({"number": d.number, "unblocked": d.blocklisted, "reactivated": d.suspended}),
@@ -174,8 +236,17 @@ pub fn run(cmd: LedgerCommand, store: &StoreArgs) -> Result<ExitCode> {
                     t.to_rfc3339()
                 );
             }
-            let mut ledger = store.ledger()?;
+            let (mut ledger, auth) = store.ledger_and_auth(AuthConfig::default())?;
             let suspended = ledger.enforce_backfill(&t.to_rfc3339(), &store.actor())?;
+            record(
+                &auth,
+                &store.caller(),
+                Action::LedgerWrite,
+                "subscribers",
+                "",
+                Outcome::Success,
+                format!("enforce-backfill: {} suspended", suspended.len()),
+            )?;
             serde_json::to_writer(
                 &mut out,
                 &json!({"deadline": t.to_rfc3339(), "suspended": suspended.len(), "msisdns": suspended}),

@@ -2,6 +2,7 @@
 //! place that reads the clock, the environment and the file system, and that chooses the
 //! concrete backends; the library crates get all of that as parameters.
 
+mod auth_cmd;
 mod backend;
 mod bench;
 mod demo;
@@ -70,6 +71,12 @@ enum Command {
     /// The fraud-number scoring model: train, eval, score.
     #[command(subcommand)]
     Model(model_cmd::ModelCommand),
+    /// Accounts: people (password + TOTP) and machines (bearer tokens), one role each.
+    #[command(subcommand)]
+    Auth(auth_cmd::AuthCommand),
+    /// The audit trail of personal-data reads, ledger writes, logins and account changes.
+    #[command(subcommand)]
+    Audit(auth_cmd::AuditCommand),
     /// Benchmarks shipped with the product (last output line: one JSON object).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -88,6 +95,8 @@ fn main() -> ExitCode {
         Command::Screen(args) => screen_cmd::run(args, &cli.store),
         Command::Serve(args) => serve::run(args, &cli.store),
         Command::Decisions(cmd) => screen_cmd::decisions(cmd, &cli.store),
+        Command::Auth(cmd) => auth_cmd::auth(cmd, &cli.store),
+        Command::Audit(cmd) => auth_cmd::audit(cmd, &cli.store),
     };
     match result {
         Ok(code) => code,

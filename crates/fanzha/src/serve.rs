@@ -112,6 +112,7 @@ pub fn load_config(args: &ServeArgs) -> Result<ServeConfig, Vec<String>> {
         ),
         ("screening", &["shadow", "refresh_ms"]),
         ("decisions", &["enabled", "retention_days"]),
+        ("audit", &["retention_days"]),
         ("monitor", &["enabled", "dispose", "rules", "model"]),
         ("kafka", &["brokers", "topic", "group"]),
     ];
@@ -167,6 +168,16 @@ pub fn load_config(args: &ServeArgs) -> Result<ServeConfig, Vec<String>> {
     let udp_threads = int("sip", "udp_threads", 2, 1, 64, &mut errors) as usize;
     let refresh_ms = int("screening", "refresh_ms", 500, 50, 60_000, &mut errors);
     let retention_days = int("decisions", "retention_days", 180, 1, 36_500, &mut errors);
+    // R17.1 / MLPS level 3: audit records are kept at least 180 days. This version never
+    // prunes the trail; a configuration asking for less is refused rather than ignored.
+    if let Some(v) = get("audit", "retention_days") {
+        match v.as_integer() {
+            Some(n) if n >= 180 => {}
+            _ => errors.push(format!(
+                "audit.retention_days: {v} is less than the 180 days audit records must be kept (R17.1)"
+            )),
+        }
+    }
     let string = |s: &str, k: &str, default: &str, errors: &mut Vec<String>| -> String {
         match get(s, k) {
             None => default.to_string(),
@@ -333,11 +344,19 @@ pub fn run(args: ServeArgs, store: &StoreArgs) -> Result<ExitCode> {
                 .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only on a terminal: a log file or pipe gets plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let t = std::time::Instant::now();
     fanzha_model::number::warm_up();
     tracing::info!(ms = t.elapsed().as_millis() as u64, "numbering plans ready");
-    let mut ledger = store.ledger()?;
+    let (mut ledger, auth) = store.ledger_and_auth(fanzha_api::auth::AuthConfig::default())?;
+    let auth = Arc::new(auth);
+    if auth.list()?.iter().all(|p| p.revoked_at.is_some()) {
+        tracing::warn!(
+            "no principals: every request but /healthz is refused; add one with `fanzha auth add-token NAME --role ROLE`"
+        );
+    }
     let (snapshot, report) = match args.synthetic_province {
         None => compile(ledger.store().as_mut()).context("compile the policy snapshot")?,
         Some(n) => {
@@ -403,16 +422,13 @@ pub fn run(args: ServeArgs, store: &StoreArgs) -> Result<ExitCode> {
         )?),
         _ => None,
     };
-    let clock_store = store.clone();
     let state = AppState {
         engine: engine.clone(),
         ledger: ledger.clone(),
+        auth: auth.clone(),
         log: log.clone(),
         metrics: metrics.clone(),
-        clock: Arc::new(move || {
-            let a = clock_store.actor();
-            (a.now, a.today)
-        }),
+        clock: Arc::new(crate::backend::now),
         monitor,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -452,6 +468,22 @@ pub fn run(args: ServeArgs, store: &StoreArgs) -> Result<ExitCode> {
                 }
             })
         };
+        // Principals changed by other processes (`fanzha auth revoke`): a revoked token is
+        // refused within a second.
+        let principals = {
+            let auth = auth.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                    let a = auth.clone();
+                    match tokio::task::spawn_blocking(move || a.reload_if_changed()).await {
+                        Ok(Err(err)) => tracing::warn!(%err, "principals reload failed"),
+                        Err(err) => tracing::warn!(%err, "principals reload task failed"),
+                        Ok(Ok(_)) => {}
+                    }
+                }
+            })
+        };
         let retention = {
             let dir = log_dir.clone();
             let days = config.retention_days;
@@ -465,10 +497,14 @@ pub fn run(args: ServeArgs, store: &StoreArgs) -> Result<ExitCode> {
                 }
             })
         };
-        axum::serve(listener, app(state))
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        axum::serve(
+            listener,
+            app(state).into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await?;
         refresher.abort();
+        principals.abort();
         retention.abort();
         tracing::info!("HTTP drained; stopping SIP");
         sip.shutdown();

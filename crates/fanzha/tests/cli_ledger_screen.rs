@@ -138,6 +138,13 @@ fn import_exit_codes_and_refusal_lines() {
     );
     let rec = &lines_pretty(&o)["record"];
     assert_eq!(rec["holder_id"], "412723********0012");
+    // Revealing needs a purpose (R17.1).
+    let o = fanzha(
+        dir.path(),
+        &["ledger", "get", "subscribers", "13500001111", "--reveal"],
+    );
+    assert_eq!(o.status.code(), Some(2), "clap refuses --reveal alone");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--purpose"));
     let o = fanzha(
         dir.path(),
         &[
@@ -148,6 +155,8 @@ fn import_exit_codes_and_refusal_lines() {
             "subscribers",
             "13500001111",
             "--reveal",
+            "--purpose",
+            "police request 2026-118",
         ],
     );
     assert_eq!(
@@ -160,7 +169,30 @@ fn import_exit_codes_and_refusal_lines() {
     ));
     let events = h["events"].as_array().unwrap();
     assert_eq!(events.last().unwrap()["command"], "pii_revealed");
-    assert_eq!(events.last().unwrap()["actor"], "auditor-7");
+    // The actor is the operating-system user; --actor only annotates it.
+    let actor = events.last().unwrap()["actor"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        actor.starts_with("os:") && actor.ends_with(" (auditor-7)"),
+        "{actor}"
+    );
+    // The reveal is in the audit trail with its purpose.
+    let o = fanzha(dir.path(), &["audit", "export"]);
+    let trail: Vec<Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let reveal = trail
+        .iter()
+        .find(|r| r["action"] == "reveal")
+        .expect("audited");
+    assert_eq!(reveal["purpose"], "police request 2026-118");
+    assert_eq!(reveal["client"], "local");
+    assert_eq!(reveal["principal"], actor);
+    assert!(trail.iter().any(|r| r["action"] == "ledger_write"));
+    assert!(trail.iter().any(|r| r["action"] == "history_read"));
     // The key file is private.
     #[cfg(unix)]
     {

@@ -16,6 +16,9 @@ const SIPP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/sipp");
 struct Service {
     child: Child,
     http: SocketAddr,
+    /// A bearer token per role the tests use, made with `fanzha auth add-token` before the
+    /// service started.
+    tokens: std::collections::HashMap<&'static str, String>,
     sip_udp: SocketAddr,
     sip_tcp: SocketAddr,
 }
@@ -27,7 +30,36 @@ impl Drop for Service {
     }
 }
 
+/// A bearer token made with the CLI.
+fn add_token(data: &Path, name: &str, role: &str) -> String {
+    let o = fanzha(data)
+        .args(["auth", "add-token", name, "--role", role])
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    v["token"].as_str().unwrap().to_string()
+}
+
+const ROLES: [&str; 6] = [
+    "gateway",
+    "system_admin",
+    "monitoring",
+    "ingest",
+    "analyst",
+    "supervisor",
+];
+
 fn start(data: &Path, extra: &[&str]) -> Service {
+    let tokens = ROLES
+        .iter()
+        .map(|&r| (r, add_token(data, &format!("t-{r}"), r)))
+        .collect();
     let mut child = fanzha(data)
         .args([
             "serve",
@@ -55,6 +87,7 @@ fn start(data: &Path, extra: &[&str]) -> Service {
             .unwrap()
     };
     Service {
+        tokens,
         http: field("http"),
         sip_udp: field("sip_udp"),
         sip_tcp: field("sip_tcp"),
@@ -62,8 +95,25 @@ fn start(data: &Path, extra: &[&str]) -> Service {
     }
 }
 
+impl Service {
+    /// A request with the token of the role the path needs (`/healthz`: none).
+    fn http(&self, method: &str, path: &str, content_type: &str, body: &str) -> (u16, String) {
+        let role = match path {
+            p if p.starts_with("/v1/screen") => Some("gateway"),
+            p if p.starts_with("/v1/ledger/") && method == "POST" => Some("system_admin"),
+            p if p.starts_with("/v1/ledger/") => Some("analyst"),
+            p if p.starts_with("/metrics") => Some("monitoring"),
+            p if p.starts_with("/v1/cdr") => Some("ingest"),
+            _ => None,
+        };
+        let token = role.map(|r| self.tokens[r].as_str());
+        http(self.http, token, method, path, content_type, body)
+    }
+}
+
 fn http(
     addr: SocketAddr,
+    token: Option<&str>,
     method: &str,
     path: &str,
     content_type: &str,
@@ -71,9 +121,12 @@ fn http(
 ) -> (u16, String) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: fanzha\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: fanzha\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n{auth}Connection: close\r\n\r\n{body}",
         body.len()
     )
     .unwrap();
@@ -107,10 +160,9 @@ fn http_and_sip_share_one_engine_and_ledger_writes_block_within_a_second() {
     let dir = tempfile::tempdir().unwrap();
     import_example(dir.path());
     let svc = start(dir.path(), &[]);
-    let (s, body) = http(svc.http, "GET", "/healthz", "application/json", "");
+    let (s, body) = svc.http("GET", "/healthz", "application/json", "");
     assert_eq!(s, 200, "{body}");
-    let (s, body) = http(
-        svc.http,
+    let (s, body) = svc.http(
         "POST",
         "/v1/screen",
         "application/json",
@@ -130,14 +182,14 @@ fn http_and_sip_share_one_engine_and_ledger_writes_block_within_a_second() {
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("SIP/2.0 608"));
     // A fraud number added through the API is blocked on the next call.
     let csv = "number,source,reason,added_at,expires_at\n+85261234567,detection,涉诈,,\n";
-    let (s, body) = http(svc.http, "POST", "/v1/ledger/blocklist", "text/csv", csv);
+    let (s, body) = svc.http("POST", "/v1/ledger/blocklist", "text/csv", csv);
     assert_eq!(s, 200, "{body}");
     let started = std::time::Instant::now();
     let r = sip_udp(svc.sip_udp, &invite("+85261234567", "u2", "UDP"));
     assert!(r.starts_with("SIP/2.0 608"), "{r}");
     assert!(r.contains("number-blocklisted"));
     assert!(started.elapsed() < Duration::from_secs(1));
-    let (_, metrics) = http(svc.http, "GET", "/metrics", "text/plain", "");
+    let (_, metrics) = svc.http("GET", "/metrics", "text/plain", "");
     assert!(
         metrics.contains(
             "fanzha_verdict_rules_total{rule=\"number-blocklisted\",requirement=\"R15.3\"} 1"
@@ -309,8 +361,7 @@ fn burst_rows(caller: &str) -> Vec<String> {
 }
 
 fn screen_interconnect(svc: &Service, caller: &str) -> String {
-    let (s, body) = http(
-        svc.http,
+    let (s, body) = svc.http(
         "POST",
         "/v1/screen",
         "application/json",
@@ -333,7 +384,7 @@ fn call_records_over_http_dispose_and_block_on_a_real_port() {
         "start,caller,callee,duration_s,trunk,imei,cell\n{}\n",
         burst_rows(caller).join("\n")
     );
-    let (s, report) = http(svc.http, "POST", "/v1/cdr", "text/csv", &body);
+    let (s, report) = svc.http("POST", "/v1/cdr", "text/csv", &body);
     assert_eq!(s, 200, "{report}");
     assert!(report.contains("\"disposals\":1"), "{report}");
     let verdict = screen_interconnect(&svc, caller);
@@ -452,7 +503,7 @@ fn kafka_records_in_disposal_visible_in_screening() {
         );
         std::thread::sleep(Duration::from_millis(250));
     }
-    let (_, metrics) = http(svc.http, "GET", "/metrics", "text/plain", "");
+    let (_, metrics) = svc.http("GET", "/metrics", "text/plain", "");
     assert!(
         metrics.contains("fanzha_monitor_records_total{outcome=\"processed\"} 20"),
         "{metrics}"
@@ -465,4 +516,128 @@ fn kafka_records_in_disposal_visible_in_screening() {
         metrics.contains("fanzha_monitor_disposals_total 1"),
         "{metrics}"
     );
+}
+
+/// The attacks that worked before there was a door (issue #15), on a real port: each now
+/// gets 401 without a credential and 403 with the wrong role; a revocation made with the
+/// CLI while the service runs counts within a second.
+#[test]
+fn the_door_on_a_real_port_refuses_what_anyone_could_do_before() {
+    let dir = tempfile::tempdir().unwrap();
+    import_example(dir.path());
+    let svc = start(dir.path(), &[]);
+    let gw = Some(svc.tokens["gateway"].as_str());
+    let analyst = Some(svc.tokens["analyst"].as_str());
+    let supervisor = Some(svc.tokens["supervisor"].as_str());
+    // 1. Re-classify the international trunk as access: refused.
+    let trunk = "trunk_id,kind,owner_uscc,peer,contracted_numbers,forwarding_approved,state\nintl-a,access,,,,false,active\n";
+    let (s, body) = http(
+        svc.http,
+        None,
+        "POST",
+        "/v1/ledger/trunks",
+        "text/csv",
+        trunk,
+    );
+    assert_eq!(s, 401, "{body}");
+    assert!(body.contains("\"unauthenticated\""), "{body}");
+    let (s, _) = http(svc.http, gw, "POST", "/v1/ledger/trunks", "text/csv", trunk);
+    assert_eq!(s, 403);
+    // 2. Reveal an ID number with an empty actor header: refused; an analyst: refused; a
+    // supervisor without a purpose: 400; with one: in clear, and audited.
+    let reveal = "/v1/ledger/subscribers/13500001111?reveal=true";
+    let (s, _) = http(svc.http, None, "GET", reveal, "", "");
+    assert_eq!(s, 401);
+    let (s, body) = http(svc.http, analyst, "GET", reveal, "", "");
+    assert_eq!(s, 403, "{body}");
+    let (s, body) = http(svc.http, supervisor, "GET", reveal, "", "");
+    assert_eq!(s, 400, "{body}");
+    let (s, body) = http(
+        svc.http,
+        supervisor,
+        "GET",
+        &format!("{reveal}&purpose=case-1"),
+        "",
+        "",
+    );
+    assert_eq!(s, 200, "{body}");
+    assert!(body.contains("412723199010050012"), "{body}");
+    // 3. Walk subscribers through /v1/numbers: refused without a credential; masked for an
+    // analyst.
+    let (s, _) = http(svc.http, None, "GET", "/v1/numbers/13500001111", "", "");
+    assert_eq!(s, 401);
+    let (s, body) = http(svc.http, analyst, "GET", "/v1/numbers/13500001111", "", "");
+    assert_eq!(s, 200);
+    assert!(
+        body.contains("412723********0012") && !body.contains("412723199010050012"),
+        "{body}"
+    );
+    // 4. Fake call records to get a number suspended: refused.
+    let cdr = format!(
+        "start,caller,callee,duration_s,trunk,imei,cell\n{}\n",
+        burst_rows("+8618900000001").join("\n")
+    );
+    let (s, _) = http(svc.http, None, "POST", "/v1/cdr", "text/csv", &cdr);
+    assert_eq!(s, 401);
+    let (s, _) = http(svc.http, gw, "POST", "/v1/cdr", "text/csv", &cdr);
+    assert_eq!(s, 403);
+    // Health stays open.
+    assert_eq!(http(svc.http, None, "GET", "/healthz", "", "").0, 200);
+    // A revocation by the CLI counts within a second on the running service.
+    let call = r#"{"id":"r","ts":"2026-11-30T09:00:00+08:00","trunk":"intl-a","caller":"+85291234567","callee":"13912345678"}"#;
+    assert_eq!(
+        http(svc.http, gw, "POST", "/v1/screen", "application/json", call).0,
+        200
+    );
+    let o = fanzha(dir.path())
+        .args(["auth", "revoke", "t-gateway"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    let revoked = std::time::Instant::now();
+    loop {
+        let (s, _) = http(svc.http, gw, "POST", "/v1/screen", "application/json", call);
+        if s == 401 {
+            break;
+        }
+        assert!(
+            revoked.elapsed() < Duration::from_secs(1),
+            "still accepted after 1 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Every one of these is on record, with the client's address.
+    drop(svc);
+    let o = fanzha(dir.path())
+        .args(["audit", "export"])
+        .output()
+        .unwrap();
+    let trail: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let reveal = trail
+        .iter()
+        .find(|r| r["action"] == "reveal" && r["outcome"] == "success")
+        .unwrap();
+    assert_eq!(reveal["principal"], "t-supervisor");
+    assert!(
+        reveal["client"].as_str().unwrap().starts_with("127.0.0.1:"),
+        "{reveal}"
+    );
+    assert!(
+        trail
+            .iter()
+            .filter(|r| r["action"] == "authenticate")
+            .count()
+            >= 5
+    );
+    assert!(trail
+        .iter()
+        .any(|r| r["action"] == "authorize" && r["principal"] == "t-gateway"));
+    let o = fanzha(dir.path())
+        .args(["audit", "verify"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0));
 }

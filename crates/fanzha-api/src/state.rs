@@ -1,0 +1,101 @@
+//! What the handlers share, and the two ways the screening snapshot follows the ledger.
+
+use crate::auth::{Authenticator, Now};
+use crate::metrics::Metrics;
+use fanzha_ledger::{Ledger, Store};
+use fanzha_screen::compile::compile;
+use fanzha_screen::decision_log::DecisionLog;
+use fanzha_screen::Engine;
+use std::sync::{Arc, Mutex};
+
+/// The clock as the binary gives it.
+pub type Clock = Arc<dyn Fn() -> Now + Send + Sync>;
+
+/// Everything the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    /// The screening engine.
+    pub engine: Arc<Engine>,
+    /// The ledger (blocking; used from `spawn_blocking`).
+    pub ledger: Arc<Mutex<Ledger<Box<dyn Store>>>>,
+    /// Principals, sessions and the audit trail.
+    pub auth: Arc<Authenticator>,
+    /// The decision log, if any.
+    pub log: Option<Arc<DecisionLog>>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// The clock.
+    pub clock: Clock,
+    /// The monitor's ingest (`POST /v1/cdr`), when enabled.
+    pub monitor: Option<MonitorIngest>,
+}
+
+impl AppState {
+    /// The ledger, locked (a poisoned lock is taken over: the ledger's own transactions
+    /// keep it consistent).
+    pub fn ledger(&self) -> std::sync::MutexGuard<'_, Ledger<Box<dyn Store>>> {
+        self.ledger.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Now.
+    pub fn now(&self) -> Now {
+        (self.clock)()
+    }
+}
+
+/// The monitor as the API drives it.
+#[derive(Clone)]
+pub struct MonitorIngest {
+    /// The detector (shared with the Kafka consumer).
+    pub pipeline: Arc<Mutex<fanzha_monitor::Pipeline>>,
+    /// Execute alerts' actions in the ledger (else only report them).
+    pub dispose: bool,
+}
+
+/// Recompiles the snapshot when the ledger changed and installs it. Returns the generation.
+pub fn refresh(
+    ledger: &Mutex<Ledger<Box<dyn Store>>>,
+    engine: &Engine,
+    metrics: &Metrics,
+) -> Result<u64, fanzha_ledger::StoreError> {
+    let mut l = ledger.lock().unwrap_or_else(|p| p.into_inner());
+    let version = l.store().version()? as u64;
+    if version == engine.snapshot().generation {
+        return Ok(version);
+    }
+    let (snapshot, report) = compile(l.store().as_mut())?;
+    drop(l);
+    for s in &report.skipped {
+        tracing::warn!(skipped = %s, "snapshot compile");
+    }
+    let generation = snapshot.generation;
+    engine.swap(snapshot);
+    metrics
+        .generation
+        .store(generation, std::sync::atomic::Ordering::Relaxed);
+    metrics
+        .rebuilds
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    Ok(generation)
+}
+
+/// Makes the monitor's `suspend_and_block` disposals effective in screening at once (a
+/// patched copy of the live snapshot: blocklisted, and suspended where the number is our
+/// card); the refresher's full recompile from the ledger follows. Returns how many numbers
+/// were patched in.
+pub fn block_disposed(engine: &Engine, alerts: &[fanzha_detect::monitor::Alert]) -> usize {
+    let numbers: Vec<fanzha_model::PhoneNumber> = alerts
+        .iter()
+        .filter(|a| a.action == "suspend_and_block")
+        .filter_map(|a| fanzha_model::parse(&a.number).ok())
+        .collect();
+    if !numbers.is_empty() {
+        engine.patch(|s| {
+            for &n in &numbers {
+                s.add_blocked(n, None);
+                s.suspend_subscriber(n);
+            }
+        });
+    }
+    numbers.len()
+}
