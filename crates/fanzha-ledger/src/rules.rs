@@ -8,7 +8,7 @@ use crate::pii::PiiVault;
 use crate::store::{Columns, CountQuery, Field, Record, StoreError, Tx};
 use fanzha_model::imei::Imei;
 use fanzha_model::imsi::Imsi;
-use fanzha_model::mask::{mask_id, mask_name};
+use fanzha_model::mask::{echo, mask_id, mask_name};
 use fanzha_model::number::{NationalPrefix, NumberKind};
 use fanzha_model::resident_id;
 use fanzha_model::time::parse_time;
@@ -189,7 +189,7 @@ fn one_of(
         Some(a) => Ok(*a),
         None => refuse(
             req,
-            format!("{col} {v:?} is not one of {}", allowed.join(", ")),
+            format!("{col} {} is not one of {}", echo(v), allowed.join(", ")),
         ),
     }
 }
@@ -198,18 +198,21 @@ fn boolean(row: &dyn RowFields, col: &str, req: &'static str) -> Checked<bool> {
     match row.get(col).to_ascii_lowercase().as_str() {
         "" | "false" | "0" | "no" | "n" | "否" => Ok(false),
         "true" | "1" | "yes" | "y" | "是" => Ok(true),
-        v => refuse(req, format!("{col} {v:?} is not true or false")),
+        v => refuse(req, format!("{col} {} is not true or false", echo(v))),
     }
 }
 
 fn valid_number(v: &str, col: &str, req: &'static str) -> Checked<PhoneNumber> {
     let n = match parse(v) {
         Ok(n) => n,
-        Err(e) => return refuse(req, format!("{col} {v:?}: {e}")),
+        Err(e) => return refuse(req, format!("{col} {}: {e}", echo(v))),
     };
     let info = n.classify();
     if let Some(why) = info.invalidity {
-        return refuse(req, format!("{col} {v:?} is not a valid number: {why}"));
+        return refuse(
+            req,
+            format!("{col} {} is not a valid number: {why}", echo(v)),
+        );
     }
     Ok(n)
 }
@@ -217,7 +220,7 @@ fn valid_number(v: &str, col: &str, req: &'static str) -> Checked<PhoneNumber> {
 fn valid_uscc(v: &str, col: &str, req: &'static str) -> Checked<String> {
     match Uscc::parse(v) {
         Ok(u) => Ok(u.code),
-        Err(e) => refuse(req, format!("{col} {v:?} is not a valid USCC: {e}")),
+        Err(e) => refuse(req, format!("{col} {} is not a valid USCC: {e}", echo(v))),
     }
 }
 
@@ -255,12 +258,15 @@ fn number_pattern(entry: &str, col: &str, req: &'static str) -> Checked<String> 
     if let Some(prefix) = entry.strip_suffix('*') {
         return match NationalPrefix::parse(prefix) {
             Some(p) => Ok(format!("{p}*")),
-            None => refuse(req, format!("{col} entry {entry:?} is not a number prefix")),
+            None => refuse(
+                req,
+                format!("{col} entry {} is not a number prefix", echo(entry)),
+            ),
         };
     }
     match parse(entry) {
         Ok(n) => Ok(n.e164()),
-        Err(e) => refuse(req, format!("{col} entry {entry:?}: {e}")),
+        Err(e) => refuse(req, format!("{col} entry {}: {e}", echo(entry))),
     }
 }
 
@@ -404,7 +410,8 @@ fn agent(row: &dyn RowFields, tx: &mut dyn Tx) -> Checked<Record> {
         return refuse(
             req,
             format!(
-                "an agent's parent must be the operator, not {parent:?}: sub-agents are forbidden"
+                "an agent's parent must be the operator, not {}: sub-agents are forbidden",
+                echo(parent)
             ),
         );
     }
@@ -720,10 +727,15 @@ fn subscriber_head(row: &dyn RowFields, cx: &Context<'_>) -> Checked<SubscriberH
             Err(e) if kind == "iot" => {
                 return refuse(
                     "R4.2",
-                    format!("holder_uscc {u:?} is not a valid USCC: {e}"),
+                    format!("holder_uscc {} is not a valid USCC: {e}", echo(u)),
                 )
             }
-            Err(e) => return refuse(req, format!("holder_uscc {u:?} is not a valid USCC: {e}")),
+            Err(e) => {
+                return refuse(
+                    req,
+                    format!("holder_uscc {} is not a valid USCC: {e}", echo(u)),
+                )
+            }
         },
     };
     let agent_id = row.get("agent_id");
@@ -766,13 +778,13 @@ fn subscriber_tail(
         "" => String::new(),
         v => Imsi::parse(v)
             .map(|i| i.digits)
-            .or_else(|e| refuse(req, format!("imsi {v:?}: {e}")))?,
+            .or_else(|e| refuse(req, format!("imsi {}: {e}", echo(v))))?,
     };
     let imei = match row.get("imei") {
         "" => String::new(),
         v => Imei::parse(v)
             .map(|i| i.digits)
-            .or_else(|e| refuse(req, format!("imei {v:?}: {e}")))?,
+            .or_else(|e| refuse(req, format!("imei {}: {e}", echo(v))))?,
     };
     let activated_at = optional_time(row, "activated_at", req)?;
     let roaming = row.get("roaming").to_ascii_uppercase();
@@ -780,7 +792,7 @@ fn subscriber_tail(
     if !roaming.is_empty() && !iso_code {
         return refuse(
             req,
-            format!("roaming {roaming:?} is not an ISO 3166 country code"),
+            format!("roaming {} is not an ISO 3166 country code", echo(&roaming)),
         );
     }
     let key = msisdn.e164();
@@ -850,7 +862,7 @@ fn iot_profile(row: &dyn RowFields, tx: &mut dyn Tx) -> Checked<Record> {
         "" => String::new(),
         v => Imei::parse(v)
             .map(|i| i.digits)
-            .or_else(|e| refuse(req, format!("bound_imei {v:?}: {e}")))?,
+            .or_else(|e| refuse(req, format!("bound_imei {}: {e}", echo(v))))?,
     };
     let mut callees = Vec::new();
     for e in list(row.get("allowed_callees")) {
@@ -866,7 +878,7 @@ fn iot_profile(row: &dyn RowFields, tx: &mut dyn Tx) -> Checked<Record> {
         if addr.parse::<std::net::IpAddr>().is_err() || !prefix_ok {
             return refuse(
                 req,
-                format!("allowed_ips entry {e:?} is not an IP address or CIDR"),
+                format!("allowed_ips entry {} is not an IP address or CIDR", echo(e)),
             );
         }
         ips.push(e.to_string());
@@ -919,7 +931,7 @@ fn key_service(row: &dyn RowFields, tx: &mut dyn Tx) -> Checked<Record> {
     let (uscc, unit) = owner_unit(tx, row.get("unit_uscc"), "unit_uscc", "key services are")?;
     let channel = row.get("channel");
     if channel != "own_store" {
-        return refuse("R7.2", format!("key services are opened only through the operator's own stores (own_store), not {channel:?}"));
+        return refuse("R7.2", format!("key services are opened only through the operator's own stores (own_store), not {}", echo(channel)));
     }
     if unit.field("legal_rep_id").is_empty() {
         return refuse(
@@ -1062,7 +1074,8 @@ fn outbound_approval(row: &dyn RowFields, tx: &mut dyn Tx) -> Checked<Record> {
         return refuse(
             req,
             format!(
-                "service {service:?} is neither a key-service number nor a trunk in the ledger"
+                "service {} is neither a key-service number nor a trunk in the ledger",
+                echo(service)
             ),
         );
     };
@@ -1101,7 +1114,7 @@ fn outbound_approval(row: &dyn RowFields, tx: &mut dyn Tx) -> Checked<Record> {
     let mut windows = Vec::new();
     for w in list(row.get("windows")) {
         if parse_window(w).is_none() {
-            return refuse(req, format!("window {w:?} is not HH:MM-HH:MM"));
+            return refuse(req, format!("window {} is not HH:MM-HH:MM", echo(w)));
         }
         windows.push(w.to_string());
     }
@@ -1111,7 +1124,7 @@ fn outbound_approval(row: &dyn RowFields, tx: &mut dyn Tx) -> Checked<Record> {
             v => v
                 .parse::<u32>()
                 .map(|n| json!(n))
-                .or_else(|_| refuse(req, format!("{col} {v:?} is not a whole number"))),
+                .or_else(|_| refuse(req, format!("{col} {} is not a whole number", echo(v)))),
         }
     };
     let mut b = Map::new();
@@ -1138,7 +1151,7 @@ fn number_block(row: &dyn RowFields) -> Checked<Record> {
     let Some(p) = NationalPrefix::parse(raw.trim_end_matches('*')) else {
         return refuse(
             req,
-            format!("prefix {raw:?} is not a national number prefix"),
+            format!("prefix {} is not a national number prefix", echo(raw)),
         );
     };
     let mut b = Map::new();
@@ -1152,7 +1165,7 @@ fn simple_number(row: &dyn RowFields, kind: Kind, col: &str, extra: &[&str]) -> 
     let raw = required(row, col, req)?;
     let n = match parse(raw) {
         Ok(n) => n,
-        Err(e) => return refuse(req, format!("{col} {raw:?}: {e}")),
+        Err(e) => return refuse(req, format!("{col} {}: {e}", echo(raw))),
     };
     let mut b = Map::new();
     b.insert(col.into(), json!(n.e164()));
@@ -1252,5 +1265,34 @@ mod tests {
         assert_eq!(serde_json::to_string(&value).unwrap(), text);
         assert!(value.get("holder_name_enc").is_none());
         assert_eq!(value["holder_id_enc"], "00ff");
+    }
+
+    /// A refusal never repeats an ID number in clear, whatever column it was put in: here
+    /// a person's ID given as a unit's USCC.
+    #[test]
+    fn refusals_mask_id_numbers_in_any_column() {
+        let vault = PiiVault::new(&[1u8; 64]).unwrap();
+        let cx = Context {
+            vault: &vault,
+            today: Date {
+                year: 2026,
+                month: 12,
+                day: 8,
+            },
+            now: "2026-12-08T10:00:00+08:00",
+        };
+        let row: Map<String, Value> = [
+            ("subject_kind", "unit"),
+            ("subject_id", "110102199101010078"),
+            ("category", "fraud"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), json!(v)))
+        .collect();
+        let Err(Reject::Refused(r)) = blacklist(&row, &cx) else {
+            panic!("a person's ID is no USCC");
+        };
+        assert!(!r.reason.contains("110102199101010078"), "{}", r.reason);
+        assert!(r.reason.contains("110102********0078"), "{}", r.reason);
     }
 }
