@@ -27,9 +27,20 @@ start)
   chown postgres:postgres "$dir" 2>/dev/null || true
   run() { if [ "$(id -u)" = 0 ]; then su postgres -s /bin/sh -c "$*"; else sh -c "$*"; fi; }
   run "'$bin/initdb' -D '$dir/data' -A trust -U postgres --no-sync" >/dev/null
+  # TLS for the tests of `sslmode=require`: a throwaway CA and a server certificate for
+  # 127.0.0.1 signed by it (the client verifies the chain and the address).
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=fanzha test CA" \
+    -keyout "$dir/ca.key" -out "$dir/ca.crt" >/dev/null 2>&1
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" \
+    -keyout "$dir/server.key" -out "$dir/server.csr" >/dev/null 2>&1
+  printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' > "$dir/server.ext"
+  openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" \
+    -CAcreateserial -days 2 -extfile "$dir/server.ext" -out "$dir/server.crt" >/dev/null 2>&1
+  chmod 600 "$dir/server.key"
+  chown postgres:postgres "$dir/server.key" "$dir/server.crt" 2>/dev/null || true
   run "'$bin/pg_ctl' -D '$dir/data' -l '$dir/log' -w -t 60 \
-      -o \"-p $port -k '$dir' -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c max_connections=200\" start" >&2
-  echo "export FANZHA_PG_DIR='$dir' FANZHA_TEST_DATABASE_URL='postgres://postgres@127.0.0.1:$port/postgres'"
+      -o \"-p $port -k '$dir' -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c max_connections=200 -c ssl=on -c ssl_cert_file='$dir/server.crt' -c ssl_key_file='$dir/server.key'\" start" >&2
+  echo "export FANZHA_PG_DIR='$dir' FANZHA_TEST_DATABASE_URL='postgres://postgres@127.0.0.1:$port/postgres' FANZHA_TEST_PG_CA='$dir/ca.crt'"
   ;;
 stop)
   dir="${2:?usage: postgres.sh stop DIR}"

@@ -26,6 +26,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, CopyInSink, GenericClient, NoTls, Row, Statement, Transaction};
 
 mod access;
+mod tls;
 
 const MIGRATIONS: &[(i64, &str)] = &[
     (
@@ -319,13 +320,29 @@ fn open(url: &str) -> Result<(Client, Runtime), StoreError> {
         .enable_all()
         .build()
         .map_err(|e| StoreError::Database(format!("cannot start a runtime: {e}")))?;
-    let (client, connection) = rt
-        .block_on(tokio_postgres::connect(url, NoTls))
-        .map_err(db_error)?;
-    // A connection that fails ends here; the client's next call then reports it closed.
-    rt.spawn(async move {
-        let _ = connection.await;
-    });
+    let (url, tls) = tls::parse(url)?;
+    let client = match tls {
+        None => {
+            let (client, connection) = rt
+                .block_on(tokio_postgres::connect(&url, NoTls))
+                .map_err(db_error)?;
+            // A connection that fails ends here; the client's next call then reports it
+            // closed.
+            rt.spawn(async move {
+                let _ = connection.await;
+            });
+            client
+        }
+        Some(connector) => {
+            let (client, connection) = rt
+                .block_on(tokio_postgres::connect(&url, connector))
+                .map_err(db_error)?;
+            rt.spawn(async move {
+                let _ = connection.await;
+            });
+            client
+        }
+    };
     Ok((client, rt))
 }
 
@@ -367,6 +384,18 @@ impl PgStore {
     /// Connects to `url` (`postgres://user@host:port/db`) and applies pending migrations.
     pub fn connect(url: &str) -> Result<PgStore, StoreError> {
         Self::connect_in_schema(url, None)
+    }
+
+    /// Whether this connection is encrypted (TLS), as the server sees it.
+    pub fn encrypted(&mut self) -> Result<bool, StoreError> {
+        let row = self
+            .db()
+            .query_one(
+                "SELECT coalesce((SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), false)",
+                &[],
+            )
+            .map_err(db_error)?;
+        Ok(row.get(0))
     }
 
     /// Drops `schema` and everything in it: the end of a ledger made by

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Where to read.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct KafkaSource {
     /// `host:port[,host:port…]`.
     pub brokers: String,
@@ -21,6 +21,36 @@ pub struct KafkaSource {
     pub topic: String,
     /// The consumer group (one per monitor deployment).
     pub group: String,
+    /// librdkafka client properties passed through as configured (`security.protocol`,
+    /// `sasl.mechanism`, `sasl.username`, `sasl.password`, `ssl.ca.location`).
+    pub properties: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for KafkaSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaSource")
+            .field("brokers", &self.brokers)
+            .field("topic", &self.topic)
+            .field("group", &self.group)
+            .field(
+                "properties",
+                &self
+                    .properties
+                    .iter()
+                    .map(|(k, v)| {
+                        (
+                            k.as_str(),
+                            if k.contains("password") {
+                                "***"
+                            } else {
+                                v.as_str()
+                            },
+                        )
+                    })
+                    .collect::<Vec<_>>(),
+            )
+            .finish()
+    }
 }
 
 /// Why the consumer stopped.
@@ -68,13 +98,17 @@ pub fn consume(
     after_batch: &mut dyn FnMut(&IngestReport),
     stop: &AtomicBool,
 ) -> Result<(), KafkaError> {
-    let consumer: BaseConsumer = ClientConfig::new()
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", &source.brokers)
         .set("group.id", &source.group)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
-        .set("client.id", "fanzha-monitor")
-        .create()?;
+        .set("client.id", "fanzha-monitor");
+    for (k, v) in &source.properties {
+        config.set(k, v);
+    }
+    let consumer: BaseConsumer = config.create()?;
     consumer.subscribe(&[&source.topic])?;
     tracing::info!(brokers = %source.brokers, topic = %source.topic, group = %source.group, "kafka consumer subscribed");
     let mut owned: Vec<(u64, Vec<u8>)> = Vec::with_capacity(1000);

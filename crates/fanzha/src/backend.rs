@@ -178,6 +178,16 @@ impl StoreArgs {
         c
     }
 
+    /// An actor for a benchmark's own throwaway ledger.
+    pub fn actor_named(name: &str) -> fanzha_ledger::Actor {
+        let now = now();
+        fanzha_ledger::Actor {
+            name: name.to_string(),
+            now: now.rfc3339,
+            today: now.today,
+        }
+    }
+
     /// The actor of local writes, and the clock.
     pub fn actor(&self) -> fanzha_ledger::Actor {
         let now = now();

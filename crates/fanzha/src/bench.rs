@@ -18,9 +18,6 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 1_000_000)]
         rows: u64,
     },
-    /// Compile a generated province (1 M subscribers, 10 k trunks, 50 k approvals, 100 k
-    /// blocklist entries) and screen a realistic call mix on one core. Last line:
-    /// {"verdicts_per_sec","p50_ns","p99_ns","subscribers","build_ms","bytes_per_subscriber"}.
     /// Open-loop SIP load: INVITEs at a fixed rate (sendmmsg/recvmmsg, unique Call-IDs,
     /// callers and trunks varied over a synthetic province). Last line:
     /// {"offered_per_sec","answered_per_sec","loss_ratio","p50_us","p99_us","p999_us"}.
@@ -45,6 +42,9 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 1_000_000)]
         numbers: u64,
     },
+    /// Compile a generated province (1 M subscribers, 10 k trunks, 50 k approvals, 100 k
+    /// blocklist entries) and screen a realistic call mix on one core. Last line:
+    /// {"verdicts_per_sec","p50_ns","p99_ns","subscribers","build_ms","bytes_per_subscriber"}.
     Screen {
         /// Subscribers in the province.
         #[arg(long, default_value_t = 1_000_000)]
@@ -53,6 +53,10 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 1_000_000)]
         calls: u64,
     },
+    /// `POST /v1/screen` over HTTP on loopback with a gateway token (authentication by the
+    /// guard) against the same handler with no guard, alternated in one run. Last line:
+    /// {"requests","connections","baseline_per_sec","authenticated_per_sec","ratio"}.
+    Http(crate::bench_http::HttpArgs),
 }
 
 pub fn run(cmd: BenchCommand, store: &StoreArgs) -> Result<ExitCode> {
@@ -65,6 +69,7 @@ pub fn run(cmd: BenchCommand, store: &StoreArgs) -> Result<ExitCode> {
             rate,
             duration,
         } => sip_load(target, rate, duration),
+        BenchCommand::Http(args) => crate::bench_http::run(args),
     }
 }
 

@@ -5,6 +5,7 @@
 mod auth_cmd;
 mod backend;
 mod bench;
+mod bench_http;
 mod demo;
 mod ledger_cmd;
 mod model_cmd;

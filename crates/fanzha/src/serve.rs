@@ -74,6 +74,8 @@ pub struct MonitorConfig {
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
     pub http: SocketAddr,
+    /// HTTPS: certificate chain and private key (PEM).
+    pub tls: Option<(PathBuf, PathBuf)>,
     pub sip: SocketAddr,
     pub udp_threads: usize,
     pub sip_config: SipConfig,
@@ -98,7 +100,7 @@ pub fn load_config(args: &ServeArgs) -> Result<ServeConfig, Vec<String>> {
         None => toml::Table::new(),
     };
     let known: &[(&str, &[&str])] = &[
-        ("http", &["listen"]),
+        ("http", &["listen", "tls_cert", "tls_key"]),
         (
             "sip",
             &[
@@ -114,7 +116,19 @@ pub fn load_config(args: &ServeArgs) -> Result<ServeConfig, Vec<String>> {
         ("decisions", &["enabled", "retention_days"]),
         ("audit", &["retention_days"]),
         ("monitor", &["enabled", "dispose", "rules", "model"]),
-        ("kafka", &["brokers", "topic", "group"]),
+        (
+            "kafka",
+            &[
+                "brokers",
+                "topic",
+                "group",
+                "security_protocol",
+                "sasl_mechanism",
+                "sasl_username",
+                "sasl_password",
+                "ssl_ca_location",
+            ],
+        ),
     ];
     for (section, v) in &doc {
         match known.iter().find(|(s, _)| s == section) {
@@ -150,6 +164,30 @@ pub fn load_config(args: &ServeArgs) -> Result<ServeConfig, Vec<String>> {
     };
     let http = addr("http", args.http, "127.0.0.1:8080");
     let sip = addr("sip", args.sip, "127.0.0.1:5060");
+    let file = |k: &str, errors: &mut Vec<String>| -> Option<PathBuf> {
+        let v = get("http", k)?;
+        match v.as_str() {
+            Some(p) if std::path::Path::new(p).is_file() => Some(PathBuf::from(p)),
+            Some(p) => {
+                errors.push(format!("http.{k}: {p} is not a readable file"));
+                None
+            }
+            None => {
+                errors.push(format!("http.{k} must be the path of a PEM file"));
+                None
+            }
+        }
+    };
+    let tls = match (file("tls_cert", &mut errors), file("tls_key", &mut errors)) {
+        (Some(c), Some(k)) => Some((c, k)),
+        (None, None) => None,
+        _ => {
+            if get("http", "tls_cert").is_some() != get("http", "tls_key").is_some() {
+                errors.push("http.tls_cert and http.tls_key are set together".into());
+            }
+            None
+        }
+    };
     let int =
         |s: &str, k: &str, default: i64, min: i64, max: i64, errors: &mut Vec<String>| -> i64 {
             match get(s, k) {
@@ -280,6 +318,7 @@ pub fn load_config(args: &ServeArgs) -> Result<ServeConfig, Vec<String>> {
         .kafka_brokers
         .clone()
         .or_else(|| get("kafka", "brokers").map(|_| string("kafka", "brokers", "", &mut errors)));
+    let kafka_properties = kafka_security(&doc, &mut errors);
     let kafka = brokers.map(|brokers| fanzha_monitor::kafka::KafkaSource {
         brokers,
         topic: args
@@ -290,6 +329,7 @@ pub fn load_config(args: &ServeArgs) -> Result<ServeConfig, Vec<String>> {
             .kafka_group
             .clone()
             .unwrap_or_else(|| string("kafka", "group", "fanzha-monitor", &mut errors)),
+        properties: kafka_properties,
     });
     if let Some(k) = &kafka {
         for (what, v) in [
@@ -317,6 +357,7 @@ pub fn load_config(args: &ServeArgs) -> Result<ServeConfig, Vec<String>> {
     }
     Ok(ServeConfig {
         http,
+        tls,
         sip,
         udp_threads,
         sip_config,
@@ -326,6 +367,79 @@ pub fn load_config(args: &ServeArgs) -> Result<ServeConfig, Vec<String>> {
         retention_days,
         monitor,
     })
+}
+
+/// `[kafka]` security settings as librdkafka properties: the protocol and SASL mechanism
+/// from the lists librdkafka supports, SASL credentials required together.
+fn kafka_security(doc: &toml::Table, errors: &mut Vec<String>) -> Vec<(String, String)> {
+    let Some(k) = doc.get("kafka").and_then(|v| v.as_table()) else {
+        return Vec::new();
+    };
+    let mut props = Vec::new();
+    let mut text = |key: &str| -> Option<String> {
+        match k.get(key) {
+            None => None,
+            Some(v) => match v.as_str() {
+                Some(s) if !s.contains(['\r', '\n', '\0']) => Some(s.to_string()),
+                _ => {
+                    errors.push(format!("kafka.{key} must be a one-line string"));
+                    None
+                }
+            },
+        }
+    };
+    let protocol = text("security_protocol");
+    let mechanism = text("sasl_mechanism");
+    let username = text("sasl_username");
+    let password = text("sasl_password");
+    let ca = text("ssl_ca_location");
+    if let Some(p) = &protocol {
+        match p.to_ascii_lowercase().as_str() {
+            "plaintext" | "ssl" | "sasl_plaintext" | "sasl_ssl" => {
+                props.push(("security.protocol".into(), p.to_ascii_lowercase()))
+            }
+            _ => errors.push(format!(
+                "kafka.security_protocol {p:?} is not plaintext, ssl, sasl_plaintext or sasl_ssl"
+            )),
+        }
+    }
+    let sasl = protocol
+        .as_deref()
+        .is_some_and(|p| p.to_ascii_lowercase().starts_with("sasl_"));
+    if let Some(m) = &mechanism {
+        match m.as_str() {
+            "PLAIN" | "SCRAM-SHA-256" | "SCRAM-SHA-512" => {
+                props.push(("sasl.mechanism".into(), m.clone()))
+            }
+            _ => errors.push(format!(
+                "kafka.sasl_mechanism {m:?} is not PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"
+            )),
+        }
+    }
+    match (sasl, &username, &password) {
+        (true, Some(u), Some(p)) => {
+            props.push(("sasl.username".into(), u.clone()));
+            props.push(("sasl.password".into(), p.clone()));
+        }
+        (true, _, _) => errors.push(
+            "kafka.security_protocol sasl_* needs kafka.sasl_username and kafka.sasl_password"
+                .into(),
+        ),
+        (false, None, None) => {}
+        (false, _, _) => errors.push(
+            "kafka.sasl_username/sasl_password are set but security_protocol is not sasl_plaintext or sasl_ssl"
+                .into(),
+        ),
+    }
+    if let Some(ca) = ca {
+        if !std::path::Path::new(&ca).is_file() {
+            errors.push(format!(
+                "kafka.ssl_ca_location: {ca} is not a readable file"
+            ));
+        }
+        props.push(("ssl.ca.location".into(), ca));
+    }
+    props
 }
 
 pub fn run(args: ServeArgs, store: &StoreArgs) -> Result<ExitCode> {
@@ -350,7 +464,10 @@ pub fn run(args: ServeArgs, store: &StoreArgs) -> Result<ExitCode> {
     let t = std::time::Instant::now();
     fanzha_model::number::warm_up();
     tracing::info!(ms = t.elapsed().as_millis() as u64, "numbering plans ready");
-    let (mut ledger, auth) = store.ledger_and_auth(fanzha_api::auth::AuthConfig::default())?;
+    let (mut ledger, auth) = store.ledger_and_auth(fanzha_api::auth::AuthConfig {
+        secure_cookie: config.tls.is_some(),
+        ..Default::default()
+    })?;
     let auth = Arc::new(auth);
     if auth.list()?.iter().all(|p| p.revoked_at.is_some()) {
         tracing::warn!(
@@ -440,10 +557,21 @@ pub fn run(args: ServeArgs, store: &StoreArgs) -> Result<ExitCode> {
             .await
             .with_context(|| format!("bind HTTP {}", config.http))?;
         let http_addr = listener.local_addr()?;
+        let tls = match &config.tls {
+            None => None,
+            Some((cert, key)) => Some(
+                axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+                    .await
+                    .with_context(|| {
+                        format!("HTTPS: cannot use {} and {}", cert.display(), key.display())
+                    })?,
+            ),
+        };
         let shutdown = shutdown_signal();
         // One line for operators and tests: where everything listens.
         println!(
-            "fanzha serve: http={http_addr} sip_udp={} sip_tcp={} generation={}",
+            "fanzha serve: http={http_addr} tls={} sip_udp={} sip_tcp={} generation={}",
+            if tls.is_some() { "on" } else { "off" },
             sip.udp_addr,
             sip.tcp_addr,
             engine.snapshot().generation
@@ -497,12 +625,26 @@ pub fn run(args: ServeArgs, store: &StoreArgs) -> Result<ExitCode> {
                 }
             })
         };
-        axum::serve(
-            listener,
-            app(state).into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await?;
+        let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
+        match tls {
+            None => {
+                axum::serve(listener, service)
+                    .with_graceful_shutdown(shutdown)
+                    .await?
+            }
+            Some(tls) => {
+                let handle = axum_server::Handle::new();
+                let h = handle.clone();
+                tokio::spawn(async move {
+                    shutdown.await;
+                    h.graceful_shutdown(Some(Duration::from_secs(10)));
+                });
+                axum_server::from_tcp_rustls(listener.into_std()?, tls)?
+                    .handle(handle)
+                    .serve(service)
+                    .await?
+            }
+        }
         refresher.abort();
         principals.abort();
         retention.abort();

@@ -641,3 +641,68 @@ fn the_door_on_a_real_port_refuses_what_anyone_could_do_before() {
         .unwrap();
     assert_eq!(o.status.code(), Some(0));
 }
+
+/// HTTPS when `[http] tls_cert`/`tls_key` are set (rustls): a client that trusts the
+/// certificate gets answers; the session cookie is marked Secure.
+#[test]
+fn https_when_a_certificate_is_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let cert_pem = certified.cert.pem();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, &cert_pem).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    let config = dir.path().join("serve.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[http]\ntls_cert = {:?}\ntls_key = {:?}\n",
+            cert.to_str().unwrap(),
+            key.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let svc = start(&data, &["--config", config.to_str().unwrap()]);
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(certified.cert.der().clone()).unwrap();
+    let client = std::sync::Arc::new(
+        rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    );
+    let https = |method: &str, path: &str, token: Option<&str>| -> String {
+        let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let conn = rustls::ClientConnection::new(client.clone(), name).unwrap();
+        let sock = TcpStream::connect(svc.http).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut tls = rustls::StreamOwned::new(conn, sock);
+        let auth = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        write!(
+            tls,
+            "{method} {path} HTTP/1.1\r\nHost: fanzha\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        let _ = tls.read_to_string(&mut out);
+        out
+    };
+    assert!(https("GET", "/healthz", None).starts_with("HTTP/1.1 200"));
+    let metrics = https("GET", "/metrics", Some(&svc.tokens["monitoring"]));
+    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    assert!(https("GET", "/metrics", None).starts_with("HTTP/1.1 401"));
+    // Plain HTTP on the TLS port gets no answer.
+    let mut plain = TcpStream::connect(svc.http).unwrap();
+    plain
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    plain
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: fanzha\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut buf = Vec::new();
+    let _ = plain.read_to_end(&mut buf);
+    assert!(!String::from_utf8_lossy(&buf).contains("200 OK"));
+}
