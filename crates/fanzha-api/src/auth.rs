@@ -502,7 +502,7 @@ impl Authenticator {
             None => true,
             Some(sealed) => self
                 .vault
-                .decrypt("totp_secret", sealed)
+                .open("principal", &p.name, "totp_secret", sealed)
                 .ok()
                 .and_then(|b32| Totp::from_base32(&b32))
                 .is_some_and(|t| t.verify(code, now_s).is_some()),
@@ -582,7 +582,10 @@ impl Authenticator {
         let totp = with_totp.then(Totp::generate).transpose()?;
         let totp_sealed = totp
             .as_ref()
-            .map(|t| self.vault.encrypt("totp_secret", &t.base32()))
+            .map(|t| {
+                self.vault
+                    .seal("principal", name, "totp_secret", &t.base32())
+            })
             .transpose()
             .map_err(|e| AccountError::Seal(e.to_string()))?;
         let p = Principal {
@@ -649,6 +652,28 @@ impl Authenticator {
             token,
             expires_at: rfc3339_of(expires),
         })
+    }
+
+    /// Re-seals every user's TOTP secret from this door's vault to `to` (a key rotation);
+    /// how many. Blocking.
+    pub fn reseal_totp(&self, to: &PiiVault) -> Result<u64, AccountError> {
+        let mut store = self.store();
+        let mut n = 0;
+        for p in store.principals()? {
+            let Some(sealed) = &p.totp_sealed else {
+                continue;
+            };
+            let clear = self
+                .vault
+                .open("principal", &p.name, "totp_secret", sealed)
+                .map_err(|e| AccountError::Seal(format!("{}: {e}", p.name)))?;
+            let resealed = to
+                .seal("principal", &p.name, "totp_secret", &clear)
+                .map_err(|e| AccountError::Seal(e.to_string()))?;
+            store.set_totp(&p.name, &resealed)?;
+            n += 1;
+        }
+        Ok(n)
     }
 
     /// Every principal, never a secret. Blocking.
@@ -743,6 +768,62 @@ mod tests {
     #[test]
     fn the_dummy_hash_is_a_real_argon2id_hash() {
         assert_eq!(credential::verify_password("x", DUMMY_PHC), Ok(false));
+    }
+
+    fn now_at(s: i64) -> Now {
+        Now {
+            rfc3339: rfc3339_of(s),
+            unix_ms: s * 1000,
+            today: fanzha_model::Date {
+                year: 2026,
+                month: 12,
+                day: 8,
+            },
+        }
+    }
+
+    /// After a key rotation re-seals the TOTP secrets, people log in under the new key
+    /// with the same authenticator app.
+    #[test]
+    fn totp_secrets_follow_a_key_rotation() {
+        let path = std::env::temp_dir().join(format!("fanzha-totp-{}.sqlite", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let open = || Box::new(fanzha_ledger_sqlite::SqliteStore::open(&path).unwrap());
+        let key = AuditKey::new(&[1; 32]).unwrap();
+        let old = PiiVault::new(&[2; 64]).unwrap();
+        let mut k = [2u8; 64];
+        k[32..].fill(3);
+        let new = PiiVault::new(&k).unwrap();
+        let t0 = 1_796_000_000;
+        let a = Authenticator::new(open(), key.clone(), old, AuthConfig::default()).unwrap();
+        let u = a
+            .add_user(
+                "ana",
+                Role::Analyst,
+                "Correct-horse-1",
+                true,
+                &Caller::local("t"),
+                &now_at(t0),
+            )
+            .unwrap();
+        let secret = u
+            .totp_uri
+            .unwrap()
+            .split("secret=")
+            .nth(1)
+            .unwrap()
+            .split('&')
+            .next()
+            .unwrap()
+            .to_string();
+        let totp = Totp::from_base32(&secret).unwrap();
+        assert_eq!(a.reseal_totp(&new).unwrap(), 1);
+        let b = Authenticator::new(open(), key, new, AuthConfig::default()).unwrap();
+        let code = format!("{:06}", totp.code_at(t0));
+        assert!(b
+            .login("ana", "Correct-horse-1", &code, "local", &now_at(t0))
+            .is_ok());
+        let _ = std::fs::remove_file(&path);
     }
 
     #[test]

@@ -143,6 +143,19 @@ pub fn login_state_is_kept<S: AccessStore>(connect: &dyn Fn() -> S) {
     s.set_login_state("cy", 0, None).unwrap();
     let cy = s.principal("cy").unwrap().unwrap();
     assert_eq!((cy.failed_logins, cy.locked_until), (0, None));
+    let v = s.access_version().unwrap();
+    assert!(s.set_totp("cy", "r:resealed").unwrap());
+    assert!(!s.set_totp("nobody", "r:x").unwrap());
+    assert_eq!(
+        connect()
+            .principal("cy")
+            .unwrap()
+            .unwrap()
+            .totp_sealed
+            .as_deref(),
+        Some("r:resealed")
+    );
+    assert_ne!(s.access_version().unwrap(), v);
 }
 
 pub fn settings_round_trip<S: AccessStore>(connect: &dyn Fn() -> S) {

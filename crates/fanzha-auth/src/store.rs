@@ -137,6 +137,9 @@ pub trait AccessStore: Send {
     fn revoke(&mut self, name: &str, at: i64) -> Result<bool, AccessError>;
     /// Sets the role; false when there is no such principal.
     fn set_role(&mut self, name: &str, role: Role) -> Result<bool, AccessError>;
+    /// Replaces a user's sealed TOTP secret (a key rotation re-seals them); false when there
+    /// is no such principal.
+    fn set_totp(&mut self, name: &str, totp_sealed: &str) -> Result<bool, AccessError>;
     /// Records the login state after an attempt.
     fn set_login_state(
         &mut self,
@@ -183,6 +186,9 @@ impl AccessStore for Box<dyn AccessStore> {
     }
     fn set_role(&mut self, name: &str, role: Role) -> Result<bool, AccessError> {
         (**self).set_role(name, role)
+    }
+    fn set_totp(&mut self, name: &str, totp_sealed: &str) -> Result<bool, AccessError> {
+        (**self).set_totp(name, totp_sealed)
     }
     fn set_login_state(
         &mut self,

@@ -148,6 +148,17 @@ impl AccessStore for PgStore {
         Ok(n > 0)
     }
 
+    fn set_totp(&mut self, name: &str, totp_sealed: &str) -> Result<bool, AccessError> {
+        let n = self
+            .db()
+            .execute(
+                "UPDATE principals SET totp_sealed = $2, version = version + 1 WHERE name = $1",
+                &[&name, &totp_sealed],
+            )
+            .map_err(db)?;
+        Ok(n > 0)
+    }
+
     fn set_login_state(
         &mut self,
         name: &str,

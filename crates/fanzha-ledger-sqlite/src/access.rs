@@ -135,6 +135,17 @@ impl AccessStore for SqliteStore {
         Ok(n > 0)
     }
 
+    fn set_totp(&mut self, name: &str, totp_sealed: &str) -> Result<bool, AccessError> {
+        let n = self
+            .conn
+            .execute(
+                "UPDATE principals SET totp_sealed = ?2, version = version + 1 WHERE name = ?1",
+                params![name, totp_sealed],
+            )
+            .map_err(db)?;
+        Ok(n > 0)
+    }
+
     fn set_login_state(
         &mut self,
         name: &str,

@@ -28,6 +28,7 @@ macro_rules! conformance_suite {
             five_card_limit_follows_rewrites_within_one_import,
             a_long_import_keeps_limits_and_history_across_batches,
             holders_sharing_a_tag_are_counted_apart,
+            sealed_values_are_bound_to_their_record_and_rotate_together,
             a_card_changing_holder_in_a_large_batch_counts_as_in_file_order);
     };
     (@cases $fresh:expr; $($name:ident),* $(,)?) => {
@@ -503,6 +504,139 @@ pub fn personal_data_is_sealed_and_reveal_is_audited<S: Store>(connect: &dyn Fn(
     assert_eq!(h.len(), before + 1);
     assert_eq!(h.last().unwrap()["command"], "pii_revealed");
     assert_eq!(h.last().unwrap()["actor"], "conformance");
+}
+
+/// A sealed value opens only in the record it was sealed for: copied into another
+/// record's body it reveals an error, not the other person. A key rotation re-seals every
+/// record in one go under the new key (whose hashing half is the old one's); a key that
+/// hashes differently is refused with nothing changed.
+pub fn sealed_values_are_bound_to_their_record_and_rotate_together<S: Store>(
+    connect: &dyn Fn() -> S,
+) {
+    let mut l = ledger(connect);
+    let (a, b) = (nth_resident_id(300), nth_resident_id(301));
+    import(
+        &mut l,
+        Kind::Subscribers,
+        &(String::from(SUB_HEADER)
+            + &sub_row("13700000301", &a, "")
+            + &sub_row("13700000302", &b, "")),
+    );
+    // An insider with database access copies A's sealed ID into B's record.
+    let ra = l.record(Kind::Subscribers, "13700000301").unwrap().unwrap();
+    let mut rb = l.record(Kind::Subscribers, "13700000302").unwrap().unwrap();
+    rb.body["holder_id_enc"] = ra.body["holder_id_enc"].clone();
+    write_raw(l.store(), &rb, "tamper");
+    let shown = l
+        .get(Kind::Subscribers, "13700000302", Some(&actor()))
+        .unwrap()
+        .unwrap();
+    assert_ne!(
+        shown["record"]["holder_id"],
+        a.as_str(),
+        "a moved value opened"
+    );
+    assert!(shown["record"]["holder_id"]
+        .as_str()
+        .unwrap()
+        .starts_with('<'));
+    // Rotation: same hashing half, new cipher half.
+    let mut new_key = KEY;
+    new_key[32..].copy_from_slice(&[43u8; 32]);
+    let rotated = PiiVault::new(&new_key).unwrap();
+    let e = l
+        .reseal(Some(PiiVault::new(&[44u8; 64]).unwrap()), &actor())
+        .unwrap_err();
+    assert!(
+        matches!(e, crate::ledger::ResealError::HashingKeyChanged),
+        "{e}"
+    );
+    // B's tampered value does not open under the current key: nothing is re-sealed.
+    let e = l.reseal(Some(rotated.clone()), &actor()).unwrap_err();
+    assert!(
+        matches!(e, crate::ledger::ResealError::Unreadable { .. }),
+        "{e}"
+    );
+    let mut rb = l.record(Kind::Subscribers, "13700000302").unwrap().unwrap();
+    rb.body.as_object_mut().unwrap().remove("holder_id_enc");
+    write_raw(l.store(), &rb, "repair");
+    let done = l.reseal(Some(rotated.clone()), &actor()).unwrap();
+    assert_eq!(
+        (done.records, done.values),
+        (2, 3),
+        "A's ID and name, B's name"
+    );
+    let shown = l
+        .get(Kind::Subscribers, "13700000301", Some(&actor()))
+        .unwrap()
+        .unwrap();
+    assert_eq!(shown["record"]["holder_id"], a.as_str());
+    let h = l.history(Kind::Subscribers, "13700000301").unwrap();
+    assert!(h.iter().any(|e| e["command"] == "rotate_key"));
+    // A ledger opened with the old key no longer opens the data.
+    let old = Ledger::new(connect(), PiiVault::new(&KEY).unwrap());
+    let mut old = old;
+    let shown = old
+        .get(Kind::Subscribers, "13700000301", Some(&actor()))
+        .unwrap()
+        .unwrap();
+    assert_ne!(shown["record"]["holder_id"], a.as_str());
+    // The five-card count and matching still work under the new key (same hashes).
+    let c = import(
+        &mut l,
+        Kind::Subscribers,
+        &(String::from(SUB_HEADER) + &sub_row("13700000303", &a, "")),
+    );
+    assert_eq!(c.accepted, 1);
+    let raw = l.record(Kind::Subscribers, "13700000303").unwrap().unwrap();
+    assert_eq!(raw.holder_hash, ra.holder_hash);
+    // A value sealed as before binding (to the field only) is not shown until the ledger
+    // re-seals it bound to its record, which it then does in place.
+    let mut old = raw.clone();
+    old.body["holder_id_enc"] = serde_json::json!(rotated.encrypt("holder_id", &a).unwrap());
+    write_raw(l.store(), &old, "from an older version");
+    let shown = l
+        .get(Kind::Subscribers, "13700000303", Some(&actor()))
+        .unwrap()
+        .unwrap();
+    assert!(shown["record"]["holder_id"]
+        .as_str()
+        .unwrap()
+        .starts_with('<'));
+    let done = l.reseal(None, &actor()).unwrap();
+    assert_eq!((done.records, done.values), (1, 1));
+    let shown = l
+        .get(Kind::Subscribers, "13700000303", Some(&actor()))
+        .unwrap()
+        .unwrap();
+    assert_eq!(shown["record"]["holder_id"], a.as_str());
+    assert_eq!(
+        l.reseal(None, &actor()).unwrap().records,
+        0,
+        "nothing left to bind"
+    );
+}
+
+/// Writes a record as it is, past the rules (as someone with database access could).
+fn write_raw<S: Store>(store: &mut S, r: &crate::store::Record, command: &str) {
+    let before = store
+        .get(r.kind, &r.key)
+        .unwrap()
+        .map(|x| x.body)
+        .unwrap_or(Value::Null);
+    let mut tx = store.begin().unwrap();
+    tx.write(
+        &r.columns(),
+        &serde_json::to_string(&r.body).unwrap(),
+        &Change {
+            ts: "2026-11-29T10:00:00+08:00",
+            actor: "insider",
+            command,
+            before: &before,
+        },
+    )
+    .unwrap();
+    tx.commit().unwrap();
 }
 
 /// A file without a required column is refused whole; nothing is applied.

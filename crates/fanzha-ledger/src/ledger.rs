@@ -879,9 +879,9 @@ impl<S: Store> Ledger<S> {
         let Some(r) = self.record(kind, key)? else {
             return Ok(None);
         };
-        let body = self.present(&r.body, reveal.is_some());
+        let body = self.present_record(&r, reveal.is_some());
         if let Some(actor) = reveal {
-            if body != self.present(&r.body, false) {
+            if body != self.present(&r.body) {
                 let mut tx = self.store.begin()?;
                 tx.append(&event(
                     actor,
@@ -907,15 +907,26 @@ impl<S: Store> Ledger<S> {
                 json!({
                     "seq": e.seq, "ts": e.ts, "actor": e.actor, "command": e.command,
                     "kind": e.kind, "key": e.key,
-                    "before": self.present(&e.before, false),
-                    "after": self.present(&e.after, false),
+                    "before": self.present(&e.before),
+                    "after": self.present(&e.after),
                 })
             })
             .collect())
     }
 
-    /// A body for output: sealed fields dropped, or decrypted into their field on reveal.
-    pub fn present(&self, body: &Value, reveal: bool) -> Value {
+    /// A body for output, masked: sealed fields dropped.
+    pub fn present(&self, body: &Value) -> Value {
+        self.present_at(None, body)
+    }
+
+    /// A record's body for output: sealed fields dropped, or on reveal opened into their
+    /// field, each only if it was sealed for this record (a value moved from another record
+    /// shows as an error, never as that record's person).
+    pub fn present_record(&self, r: &Record, reveal: bool) -> Value {
+        self.present_at(reveal.then_some((r.kind, r.key.as_str())), &r.body)
+    }
+
+    fn present_at(&self, reveal_at: Option<(Kind, &str)>, body: &Value) -> Value {
         let Value::Object(m) = body else {
             return body.clone();
         };
@@ -925,11 +936,11 @@ impl<S: Store> Ledger<S> {
                 continue;
             }
             let sealed = m.get(&format!("{k}_enc")).and_then(Value::as_str);
-            match (reveal, sealed) {
-                (true, Some(s)) => {
+            match (reveal_at, sealed) {
+                (Some((kind, key)), Some(s)) => {
                     let clear = self
                         .vault
-                        .decrypt(k, s)
+                        .open(kind.as_str(), key, k, s)
                         .unwrap_or_else(|e| format!("<{e}>"));
                     out.insert(k.clone(), json!(clear));
                 }
@@ -1144,6 +1155,113 @@ impl<S: Store> Ledger<S> {
         let mut tx = self.store.begin()?;
         apply(tx.as_mut(), record, actor, command)?;
         tx.commit()
+    }
+}
+
+/// What a re-seal did.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct Resealed {
+    /// Records rewritten.
+    pub records: u64,
+    /// Sealed values re-sealed.
+    pub values: u64,
+}
+
+/// Why a re-seal changed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum ResealError {
+    /// The new key hashes differently: holder hashes and blacklist keys would no longer
+    /// match, so it cannot take over this ledger.
+    #[error("the new key's first half (its hashing key) differs from the ledger's: holder hashes and blacklist keys would stop matching; a new key must keep the first 32 bytes and replace the last 32")]
+    HashingKeyChanged,
+    /// A stored value that does not open under the current key.
+    #[error("{kind}/{key}: {field} does not open under the current key ({reason}); nothing was re-sealed")]
+    Unreadable {
+        /// Kind.
+        kind: Kind,
+        /// Key.
+        key: String,
+        /// Field.
+        field: String,
+        /// Why.
+        reason: String,
+    },
+    /// The store failed; the transaction was rolled back.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl<S: Store> Ledger<S> {
+    /// Re-seals the personal data of every current record under `to` (a key rotation) or
+    /// under this vault (an older ledger's values, bound to the field only, bound to their
+    /// record), in one transaction: all or nothing. Each rewritten record gets an event
+    /// (`command`: `rotate_key` or `reseal`). Values in earlier history events stay as they
+    /// were sealed: history shows them masked, never opened. After a rotation the ledger
+    /// seals and opens with `to`.
+    pub fn reseal(&mut self, to: Option<PiiVault>, actor: &Actor) -> Result<Resealed, ResealError> {
+        let rotating = to.is_some();
+        let target = to.unwrap_or_else(|| self.vault.clone());
+        if !self.vault.hashes_like(&target) {
+            return Err(ResealError::HashingKeyChanged);
+        }
+        let command = if rotating { "rotate_key" } else { "reseal" };
+        let mut rewritten = Vec::new();
+        let mut report = Resealed::default();
+        for kind in Kind::ALL {
+            for r in self.store.scan(kind)? {
+                let Value::Object(m) = &r.body else { continue };
+                let mut body = m.clone();
+                let mut changed = false;
+                for (name, v) in m {
+                    let (Some(field), Some(sealed)) = (name.strip_suffix("_enc"), v.as_str())
+                    else {
+                        continue;
+                    };
+                    let bound = PiiVault::is_bound(sealed);
+                    if bound && !rotating {
+                        continue;
+                    }
+                    let clear = if bound {
+                        self.vault.open(kind.as_str(), &r.key, field, sealed)
+                    } else {
+                        self.vault.open_unbound(field, sealed)
+                    }
+                    .map_err(|e| ResealError::Unreadable {
+                        kind,
+                        key: r.key.clone(),
+                        field: field.to_string(),
+                        reason: e.to_string(),
+                    })?;
+                    let resealed = target
+                        .seal(kind.as_str(), &r.key, field, &clear)
+                        .map_err(|e| StoreError::Database(e.to_string()))?;
+                    body.insert(name.clone(), Value::String(resealed));
+                    report.values += 1;
+                    changed = true;
+                }
+                if changed {
+                    rewritten.push((r, Value::Object(body)));
+                }
+            }
+        }
+        let mut tx = self.store.begin()?;
+        for (r, body) in &rewritten {
+            let text = serde_json::to_string(body).expect("a JSON value serialises");
+            tx.write(
+                &r.columns(),
+                &text,
+                &Change {
+                    ts: &actor.now,
+                    actor: &actor.name,
+                    command,
+                    before: &r.body,
+                },
+            )?;
+        }
+        tx.commit()?;
+        report.records = rewritten.len() as u64;
+        self.vault = target;
+        Ok(report)
     }
 }
 

@@ -13,6 +13,6 @@ pub mod rules;
 pub mod store;
 
 pub use kind::Kind;
-pub use ledger::{Actor, ImportError, ImportReport, Ledger, RowRefusal};
+pub use ledger::{Actor, ImportError, ImportReport, Ledger, ResealError, Resealed, RowRefusal};
 pub use pii::PiiVault;
 pub use store::{Record, Store, StoreError};

@@ -3,10 +3,12 @@
 //! (AES-256-GCM, unique 96-bit nonce, the field name as associated data) keeps the value for
 //! an authorised reveal.
 //!
-//! A sealed value is text: `g:` and the unpadded URL-safe base64 of nonce ‖ ciphertext ‖ tag
-//! (base64, not hex: a third shorter, and every imported row keeps two). Values sealed
-//! before (hex without a prefix) are ChaCha20-Poly1305 under the cipher key itself, and
-//! still open.
+//! A sealed value is text: `r:` and the unpadded URL-safe base64 of nonce ‖ ciphertext ‖ tag
+//! (base64, not hex: a third shorter, and every imported row keeps two). The associated
+//! data is the record's kind and key and the field ([`PiiVault::seal`]), so a sealed value
+//! copied into another record, or another field, does not open. Values sealed before
+//! (`g:`, bound to the field only; hex, ChaCha20-Poly1305) open only through
+//! [`PiiVault::open_unbound`], which the re-seal of an older ledger uses.
 //! AES-256-GCM replaced it for sealing because an import seals two short fields per row, and
 //! with AES-NI that costs a tenth of what ChaCha20-Poly1305's vector code spends setting up.
 
@@ -39,6 +41,10 @@ pub enum PiiError {
 #[derive(Clone)]
 pub struct PiiVault {
     mac: Hmac<Sha256>,
+    /// Check value of the whole key (both halves).
+    check: String,
+    /// A fingerprint of the hashing half alone.
+    mac_fingerprint: [u8; 32],
     /// Seals, and opens `g:` values.
     cipher: Aes256Gcm,
     /// Opens values sealed before AES-256-GCM.
@@ -106,7 +112,16 @@ impl PiiVault {
             <Hmac<Sha256> as Mac>::new_from_slice(&key[32..]).expect("any HMAC key length");
         kdf.update(b"fanzha pii sealing: AES-256-GCM");
         let aes_key = kdf.finalize().into_bytes();
+        let digest = |parts: &[&[u8]]| -> [u8; 32] {
+            let mut h = <Sha256 as sha2::Digest>::new();
+            for p in parts {
+                sha2::Digest::update(&mut h, p);
+            }
+            sha2::Digest::finalize(h).into()
+        };
         Ok(PiiVault {
+            check: to_hex(&digest(&[b"fanzha pii key check value\0", key])[..8]),
+            mac_fingerprint: digest(&[b"fanzha pii hashing key\0", &key[..32]]),
             mac: <Hmac<Sha256> as Mac>::new_from_slice(&key[..32]).expect("any HMAC key length"),
             cipher: Aes256Gcm::new(&aes_key),
             legacy: ChaCha20Poly1305::new(Key::from_slice(&key[32..])),
@@ -125,9 +140,51 @@ impl PiiVault {
     /// its own (a wrong key would silently break holder matching and the five-card count).
     /// Reveals nothing of the key.
     pub fn check_value(&self) -> String {
-        let mut m = self.mac.clone();
-        m.update(b"\0fanzha pii key check value");
-        to_hex(&m.finalize().into_bytes()[..8])
+        self.check.clone()
+    }
+
+    /// Whether `other` hashes as this vault does (the same first half of the key): only
+    /// then can it take over a ledger, whose holder hashes and blacklist keys stay.
+    pub fn hashes_like(&self, other: &PiiVault) -> bool {
+        self.mac_fingerprint == other.mac_fingerprint
+    }
+
+    /// Seals personal data bound to its place: record `kind` and `key`, and `field`.
+    pub fn seal(
+        &self,
+        kind: &str,
+        key: &str,
+        field: &str,
+        value: &str,
+    ) -> Result<String, PiiError> {
+        self.encrypt_with(BOUND_PREFIX, &bound_aad(kind, key, field), value)
+    }
+
+    /// Opens a value [`PiiVault::seal`]ed for this very place; anything else (a value moved
+    /// from another record or field, one sealed before binding, another key's) is an error.
+    pub fn open(
+        &self,
+        kind: &str,
+        key: &str,
+        field: &str,
+        sealed: &str,
+    ) -> Result<String, PiiError> {
+        let raw = sealed
+            .strip_prefix(BOUND_PREFIX)
+            .and_then(|rest| URL_SAFE_NO_PAD.decode(rest).ok())
+            .ok_or(PiiError::Decrypt)?;
+        self.open_raw(true, &raw, &bound_aad(kind, key, field))
+    }
+
+    /// Opens a value sealed before values were bound to their record (`g:` or hex, bound
+    /// to the field only): for re-sealing an older ledger, never for showing.
+    pub fn open_unbound(&self, field: &str, sealed: &str) -> Result<String, PiiError> {
+        self.decrypt(field, sealed)
+    }
+
+    /// Whether a stored value is sealed bound to its record.
+    pub fn is_bound(sealed: &str) -> bool {
+        sealed.starts_with(BOUND_PREFIX)
     }
 
     /// The keyed hash of a (normalised) value, hex: equal values match, the value is not
@@ -141,6 +198,10 @@ impl PiiVault {
     /// Encrypts `value` bound to `field` (a ciphertext of one field cannot be replayed into
     /// another). Output: `g:` and the base64 of nonce ‖ ciphertext ‖ tag.
     pub fn encrypt(&self, field: &str, value: &str) -> Result<String, PiiError> {
+        self.encrypt_with(GCM_PREFIX, field.as_bytes(), value)
+    }
+
+    fn encrypt_with(&self, prefix: &str, aad: &[u8], value: &str) -> Result<String, PiiError> {
         let nonce = self.nonces.next()?;
         // nonce ‖ ciphertext ‖ tag in one buffer, encrypted in place.
         let mut sealed = Vec::with_capacity(nonce.len() + value.len() + 16);
@@ -148,15 +209,11 @@ impl PiiVault {
         sealed.extend_from_slice(value.as_bytes());
         let tag = self
             .cipher
-            .encrypt_in_place_detached(
-                Nonce::from_slice(&nonce),
-                field.as_bytes(),
-                &mut sealed[nonce.len()..],
-            )
+            .encrypt_in_place_detached(Nonce::from_slice(&nonce), aad, &mut sealed[nonce.len()..])
             .map_err(|_| PiiError::Decrypt)?;
         sealed.extend_from_slice(&tag);
-        let mut out = String::with_capacity(GCM_PREFIX.len() + sealed.len().div_ceil(3) * 4);
-        out.push_str(GCM_PREFIX);
+        let mut out = String::with_capacity(prefix.len() + sealed.len().div_ceil(3) * 4);
+        out.push_str(prefix);
         URL_SAFE_NO_PAD.encode_string(&sealed, &mut out);
         Ok(out)
     }
@@ -169,14 +226,15 @@ impl PiiVault {
             None => (false, hex::decode(sealed).ok()),
         };
         let raw = raw.ok_or(PiiError::Decrypt)?;
+        self.open_raw(gcm, &raw, field.as_bytes())
+    }
+
+    fn open_raw(&self, gcm: bool, raw: &[u8], aad: &[u8]) -> Result<String, PiiError> {
         if raw.len() < 12 + 16 {
             return Err(PiiError::Decrypt);
         }
         let (nonce, msg) = (Nonce::from_slice(&raw[..12]), &raw[12..]);
-        let payload = Payload {
-            msg,
-            aad: field.as_bytes(),
-        };
+        let payload = Payload { msg, aad };
         let pt = if gcm {
             self.cipher.decrypt(nonce, payload)
         } else {
@@ -187,12 +245,65 @@ impl PiiVault {
     }
 }
 
+/// The associated data of a bound value: kind, key and field, separated by a byte none of
+/// them holds.
+fn bound_aad(kind: &str, key: &str, field: &str) -> Vec<u8> {
+    [kind.as_bytes(), key.as_bytes(), field.as_bytes()].join(&0x1f)
+}
+
+/// Marks a value sealed with AES-256-GCM bound to its record.
+const BOUND_PREFIX: &str = "r:";
+
 /// Marks a value sealed with AES-256-GCM.
 const GCM_PREFIX: &str = "g:";
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A sealed value opens only in its own record and field: copied into another
+    /// subscriber's record it is an error, not that person's ID number (R17.1).
+    #[test]
+    fn sealed_values_are_bound_to_their_record() {
+        let v = PiiVault::new(&[7u8; KEY_LEN]).unwrap();
+        let s = v
+            .seal(
+                "subscribers",
+                "+8613500001111",
+                "holder_id",
+                "110102199101010078",
+            )
+            .unwrap();
+        assert!(PiiVault::is_bound(&s));
+        assert_eq!(
+            v.open("subscribers", "+8613500001111", "holder_id", &s)
+                .unwrap(),
+            "110102199101010078"
+        );
+        assert!(v
+            .open("subscribers", "+8613500002222", "holder_id", &s)
+            .is_err());
+        assert!(v
+            .open("subscribers", "+8613500001111", "holder_name", &s)
+            .is_err());
+        assert!(v.open("units", "+8613500001111", "holder_id", &s).is_err());
+        // Values sealed before binding do not open as bound ones.
+        let old = v.encrypt("holder_id", "110102199101010078").unwrap();
+        assert!(v
+            .open("subscribers", "+8613500001111", "holder_id", &old)
+            .is_err());
+        assert_eq!(
+            v.open_unbound("holder_id", &old).unwrap(),
+            "110102199101010078"
+        );
+        // The check value covers both halves of the key; hashing compares the first.
+        let mut k = [7u8; KEY_LEN];
+        k[40] = 0;
+        let w = PiiVault::new(&k).unwrap();
+        assert_ne!(v.check_value(), w.check_value());
+        assert!(v.hashes_like(&w));
+        assert!(!v.hashes_like(&PiiVault::new(&[8u8; KEY_LEN]).unwrap()));
+    }
 
     #[test]
     fn hash_matches_and_encryption_round_trips_bound_to_field() {

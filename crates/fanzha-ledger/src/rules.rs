@@ -292,12 +292,13 @@ fn pattern_within(inner: &str, outer: &str) -> bool {
 
 fn seal(
     cx: &Context<'_>,
+    at: (Kind, &str),
     body: &mut Map<String, Value>,
     field: &str,
     value: &str,
     mask: fn(&str) -> String,
 ) -> Checked<()> {
-    let (masked, sealed) = sealed(cx, field, value, mask)?;
+    let (masked, sealed) = sealed(cx, at, field, value, mask)?;
     body.insert(field.into(), json!(masked));
     if let Some(sealed) = sealed {
         body.insert(format!("{field}_enc"), json!(sealed));
@@ -306,9 +307,10 @@ fn seal(
 }
 
 /// Personal data as a body keeps it: masked under `field`, sealed under `{field}_enc`
-/// (nothing sealed when the value is empty).
+/// bound to the record `at` (kind, key) (nothing sealed when the value is empty).
 fn sealed(
     cx: &Context<'_>,
+    (kind, key): (Kind, &str),
     field: &str,
     value: &str,
     mask: fn(&str) -> String,
@@ -318,7 +320,7 @@ fn sealed(
     }
     let sealed = cx
         .vault
-        .encrypt(field, value)
+        .seal(kind.as_str(), key, field, value)
         .map_err(|e| Reject::Store(StoreError::Database(e.to_string())))?;
     Ok((mask(value), Some(sealed)))
 }
@@ -387,9 +389,17 @@ fn unit(row: &dyn RowFields, cx: &Context<'_>) -> Checked<Record> {
     b.insert("uscc".into(), json!(uscc));
     b.insert("name".into(), json!(name));
     b.insert("kind".into(), json!(kind));
-    seal(cx, &mut b, "legal_rep_id", &rep_id, mask_id)?;
     seal(
         cx,
+        (Kind::Units, &uscc),
+        &mut b,
+        "legal_rep_id",
+        &rep_id,
+        mask_id,
+    )?;
+    seal(
+        cx,
+        (Kind::Units, &uscc),
         &mut b,
         "legal_rep_name",
         row.get("legal_rep_name"),
@@ -801,9 +811,10 @@ fn subscriber_tail(
         (Some(h), "mobile", "active" | "suspended") => Some(h.clone()),
         _ => None,
     };
-    let (holder_id_masked, holder_id_enc) = sealed(cx, "holder_id", &holder_id, mask_id)?;
+    let at = (Kind::Subscribers, key.as_str());
+    let (holder_id_masked, holder_id_enc) = sealed(cx, at, "holder_id", &holder_id, mask_id)?;
     let (holder_name, holder_name_enc) =
-        sealed(cx, "holder_name", row.get("holder_name"), mask_name)?;
+        sealed(cx, at, "holder_name", row.get("holder_name"), mask_name)?;
     let body = SubscriberBody {
         activated_at: &activated_at,
         agent_id: &agent_id,
@@ -1216,9 +1227,11 @@ fn blacklist(row: &dyn RowFields, cx: &Context<'_>) -> Checked<Record> {
     } else {
         let id = valid_person_id(raw, "subject_id", req, cx.today)?;
         let h = cx.vault.hash(&id);
-        seal(cx, &mut b, "subject_id", &id, mask_id)?;
-        seal(cx, &mut b, "name", row.get("name"), mask_name)?;
-        (format!("person:{h}"), Some(h))
+        let key = format!("person:{h}");
+        let at = (Kind::Blacklist, key.as_str());
+        seal(cx, at, &mut b, "subject_id", &id, mask_id)?;
+        seal(cx, at, &mut b, "name", row.get("name"), mask_name)?;
+        (key, Some(h))
     };
     for c in ["category", "reason", "source"] {
         b.insert(c.into(), json!(row.get(c)));

@@ -40,8 +40,15 @@ pub struct StoreArgs {
     pub actor: Option<String>,
 }
 
+/// The ledger over the store the flags name.
+pub type LedgerOf = Ledger<Box<dyn Store>>;
+
 /// The setting holding the PII key's check value.
 const PII_CHECK: &str = "pii_key_check";
+/// The setting naming the key a rotation re-seals to, until it is done.
+const PII_CHECK_NEXT: &str = "pii_key_check_next";
+/// The setting saying every current record's personal data is sealed bound to its record.
+const PII_BINDING: &str = "pii_binding";
 /// The setting holding the audit key's check value.
 const AUDIT_CHECK: &str = "audit_key_check";
 
@@ -105,7 +112,11 @@ impl StoreArgs {
             ),
         };
         let vault = PiiVault::new(&key)?;
+        // A rotation in progress (or interrupted after its re-seal) names the key it
+        // rotates to: that key is the ledger's as well.
+        let next = access.setting(PII_CHECK_NEXT)?.filter(|n| !n.is_empty());
         match stored {
+            Some(_) if next.as_deref() == Some(vault.check_value().as_str()) => {}
             Some(check) if check != vault.check_value() => bail!(
                 "the PII key {} is not this ledger's key (its check value is {}, the ledger's {check}): use the key the ledger was sealed with; to change keys, `fanzha ledger rotate-key --new-key FILE` under the old one",
                 path.display(),
@@ -150,10 +161,31 @@ impl StoreArgs {
 
     /// The ledger over the configured store and key.
     pub fn ledger(&self) -> Result<Ledger<Box<dyn Store>>> {
+        Ok(self.open_ledger()?.0)
+    }
+
+    /// The ledger and its access store, the key checked; a ledger whose personal data was
+    /// sealed before values were bound to their record is re-sealed first (once).
+    fn open_ledger(&self) -> Result<(LedgerOf, Box<dyn AccessStore>)> {
         let mut store = self.open_store()?;
         let mut access = self.open_access()?;
         let vault = self.vault_for(store.as_mut(), access.as_mut())?;
-        Ok(Ledger::new(store, vault))
+        let fresh = store.version()? == 0;
+        let mut ledger = Ledger::new(store, vault);
+        if access.setting(PII_BINDING)?.is_none() {
+            if !fresh {
+                let actor = StoreArgs::actor_named("fanzha (re-seal bound to records)");
+                let done = ledger
+                    .reseal(None, &actor)
+                    .context("re-sealing personal data bound to its records")?;
+                eprintln!(
+                    "fanzha: personal data of {} records re-sealed bound to their records (once)",
+                    done.records
+                );
+            }
+            access.set_setting(PII_BINDING, "record")?;
+        }
+        Ok((ledger, access))
     }
 
     /// The ledger and the door (principals, audit trail), each on its own connection.
@@ -161,12 +193,46 @@ impl StoreArgs {
         &self,
         config: AuthConfig,
     ) -> Result<(Ledger<Box<dyn Store>>, Authenticator)> {
-        let mut store = self.open_store()?;
-        let mut access = self.open_access()?;
-        let vault = self.vault_for(store.as_mut(), access.as_mut())?;
+        let (ledger, mut access) = self.open_ledger()?;
         let key = self.audit_key_for(access.as_mut())?;
-        let auth = Authenticator::new(access, key, vault.clone(), config)?;
-        Ok((Ledger::new(store, vault), auth))
+        let auth = Authenticator::new(access, key, ledger.vault().clone(), config)?;
+        Ok((ledger, auth))
+    }
+
+    /// `fanzha ledger rotate-key --new-key FILE`: every current record's personal data
+    /// re-sealed under the new key in one transaction. The new key keeps the old one's
+    /// hashing half (holder hashes and blacklist keys stay valid) and gets a new sealing
+    /// half; a FILE that does not exist is made so. Its check value is recorded before the
+    /// re-seal and made the ledger's after, so an interruption leaves both keys accepted
+    /// and a second run (with the old key) completes it.
+    pub fn rotate_key(&self, new_key: &Path) -> Result<(fanzha_ledger::Resealed, Authenticator)> {
+        let (mut ledger, mut access) = self.open_ledger()?;
+        let old = ledger.vault().clone();
+        let key = match read_key(new_key, KEY_LEN)? {
+            Some(k) => k,
+            None => {
+                let mut k = read_key(&self.key_path(&self.pii_key, "pii.key")?, KEY_LEN)?
+                    .context("the current PII key is missing")?;
+                fanzha_auth::credential::fill_random(&mut k[32..])?;
+                create_key(new_key, &k)?
+            }
+        };
+        let new = PiiVault::new(&key)?;
+        if !old.hashes_like(&new) {
+            bail!(fanzha_ledger::ResealError::HashingKeyChanged);
+        }
+        access.set_setting(PII_CHECK_NEXT, &new.check_value())?;
+        let done = ledger.reseal(Some(new.clone()), &self.actor())?;
+        // People's TOTP secrets, sealed under the same key, follow.
+        let audit_key = self.audit_key_for(access.as_mut())?;
+        let auth = Authenticator::new(access, audit_key.clone(), old, AuthConfig::default())?;
+        auth.reseal_totp(&new)?;
+        drop(auth);
+        let mut access = self.open_access()?;
+        access.set_setting(PII_CHECK, &new.check_value())?;
+        access.set_setting(PII_CHECK_NEXT, "")?;
+        let auth = Authenticator::new(access, audit_key, new, AuthConfig::default())?;
+        Ok((done, auth))
     }
 
     /// The local caller: the operating-system user, who holds the key files anyway.

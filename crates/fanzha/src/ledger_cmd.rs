@@ -58,6 +58,16 @@ pub enum LedgerCommand {
         /// The number, any form.
         number: String,
     },
+    /// Re-seal every record's personal data under a new key, in one transaction (audited).
+    /// The new key keeps the current key's first 32 bytes (its hashing half, so holder
+    /// hashes and blacklist keys stay valid) and replaces the last 32; FILE is made so if it
+    /// does not exist. Afterwards only the new key opens the ledger: put it where --pii-key
+    /// (default DATA_DIR/pii.key) points, and keep the old one archived for history bodies.
+    RotateKey {
+        /// The new key file (64 bytes, mode 0600), made if absent.
+        #[arg(long)]
+        new_key: PathBuf,
+    },
     /// R1.1: suspend every subscriber still unverified after the backfill deadline.
     EnforceBackfill {
         /// The deadline (RFC 3339; China time without offset). Refused if still in the future.
@@ -195,6 +205,24 @@ pub fn run(cmd: LedgerCommand, store: &StoreArgs) -> Result<ExitCode> {
             } else {
                 ExitCode::SUCCESS
             })
+        }
+        LedgerCommand::RotateKey { new_key } => {
+            let (done, auth) = store.rotate_key(&new_key)?;
+            record(
+                &auth,
+                &store.caller(),
+                Action::KeyRotate,
+                "pii.key",
+                "",
+                Outcome::Success,
+                format!("{} records, {} values re-sealed", done.records, done.values),
+            )?;
+            serde_json::to_writer(
+                &mut out,
+                &json!({"records": done.records, "values": done.values, "new_key": new_key}),
+            )?;
+            out.write_all(b"\n")?;
+            Ok(ExitCode::SUCCESS)
         }
         LedgerCommand::Audit { mvno_prefixes } => {
             let mut ledger = store.ledger()?;

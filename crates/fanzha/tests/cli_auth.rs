@@ -244,3 +244,75 @@ fn write_key(path: &Path, key: &[u8]) {
     }
     opts.open(path).unwrap().write_all(key).unwrap();
 }
+
+/// `ledger rotate-key`: the data re-sealed under a new key in one go, audited; afterwards
+/// only the new key opens the ledger.
+#[test]
+fn rotate_key_reseals_under_a_new_key() {
+    let dir = tempfile::tempdir().unwrap();
+    import_example(dir.path());
+    let new_key = dir.path().join("pii.key.new");
+    let o = fanzha(
+        dir.path(),
+        &[
+            "ledger",
+            "rotate-key",
+            "--new-key",
+            new_key.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let done = &json_lines(&o)[0];
+    assert!(done["records"].as_u64().unwrap() >= 3, "{done}");
+    let reveal = |d: &Path, extra: &[&str]| {
+        let mut args = extra.to_vec();
+        args.extend([
+            "ledger",
+            "get",
+            "subscribers",
+            "13500001111",
+            "--reveal",
+            "--purpose",
+            "test",
+        ]);
+        fanzha(d, &args)
+    };
+    // The old key is no longer the ledger's.
+    let o = reveal(dir.path(), &[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not this ledger's key"));
+    let o = reveal(dir.path(), &["--pii-key", new_key.to_str().unwrap()]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stdout).contains("412723199010050012"));
+    let trail = json_lines(&fanzha(
+        dir.path(),
+        &["--pii-key", new_key.to_str().unwrap(), "audit", "export"],
+    ));
+    assert!(trail.iter().any(|r| r["action"] == "key_rotate"));
+    // A key whose hashing half differs is refused, nothing changed.
+    let other = dir.path().join("other.key");
+    write_key(&other, &[9u8; 64]);
+    let o = fanzha(
+        dir.path(),
+        &[
+            "--pii-key",
+            new_key.to_str().unwrap(),
+            "ledger",
+            "rotate-key",
+            "--new-key",
+            other.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("hashing key"));
+}
