@@ -238,8 +238,8 @@ struct Cached {
 #[derive(Default)]
 struct Cache {
     version: i64,
-    /// Active tokens by the hash of the token.
-    tokens: FxHashMap<String, Arc<Cached>>,
+    /// Active tokens by the SHA-256 of the token.
+    tokens: FxHashMap<[u8; 32], Arc<Cached>>,
     /// Active principals by name (sessions look their principal up here each request).
     by_name: FxHashMap<String, Arc<Cached>>,
 }
@@ -345,8 +345,8 @@ impl Authenticator {
                 kind: p.kind,
                 expires_at: p.expires_at,
             });
-            if let Some(h) = &p.token_hash {
-                cache.tokens.insert(h.clone(), c.clone());
+            if let Some(h) = p.token_hash.as_deref().and_then(digest_of_hex) {
+                cache.tokens.insert(h, c.clone());
             }
             cache.by_name.insert(p.name, c);
         }
@@ -371,7 +371,7 @@ impl Authenticator {
         let cache = self.cache.load();
         let c = cache
             .tokens
-            .get(&credential::secret_hash(token))
+            .get(&credential::secret_digest(token))
             .ok_or(AuthFailure::Unknown)?;
         if c.expires_at.is_some_and(|e| now_s >= e) {
             return Err(AuthFailure::Expired);
@@ -751,6 +751,13 @@ impl Authenticator {
         self.reload_if_changed()?;
         Ok(out)
     }
+}
+
+/// A stored token hash (hex) as its 32 bytes.
+fn digest_of_hex(h: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(h, &mut out).ok()?;
+    Some(out)
 }
 
 /// Unix seconds as RFC 3339 in China time.

@@ -96,7 +96,10 @@ pub async fn guard(
     next: Next,
 ) -> Response {
     let client = client_of(req.extensions());
-    let object = format!("{} {}", req.method(), req.uri().path());
+    // What a refusal's audit record names; owned (cheap clones) so no borrow of the request
+    // lives across an await, formatted only if needed.
+    let (method, uri) = (req.method().clone(), req.uri().clone());
+    let object = || format!("{method} {}", uri.path());
     let caller = match authenticate(&state, req.headers(), &client) {
         Ok(c) => c,
         Err(why) => {
@@ -110,7 +113,7 @@ pub async fn guard(
                     role: String::new(),
                     client,
                     action: Action::Authenticate,
-                    object,
+                    object: object(),
                     purpose: String::new(),
                     outcome: Outcome::Failure,
                     detail: why.to_string(),
@@ -121,7 +124,7 @@ pub async fn guard(
         }
     };
     if !caller.role.may(permission) {
-        let mut e = caller.entry(&state.now(), Action::Authorize, &object, Outcome::Denied);
+        let mut e = caller.entry(&state.now(), Action::Authorize, &object(), Outcome::Denied);
         e.detail = format!("needs {}", permission.as_str());
         audit_refusal(&state, e).await;
         return ApiError::forbidden(format!(
@@ -139,7 +142,8 @@ pub async fn guard(
                 .map(|v| v.as_bytes())
                 .unwrap_or(b"");
             if !constant_time_eq(sent, s.csrf.as_bytes()) {
-                let mut e = caller.entry(&state.now(), Action::Authorize, &object, Outcome::Denied);
+                let mut e =
+                    caller.entry(&state.now(), Action::Authorize, &object(), Outcome::Denied);
                 e.detail = "CSRF token missing or wrong".into();
                 audit_refusal(&state, e).await;
                 return ApiError::forbidden(format!(

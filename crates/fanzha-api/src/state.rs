@@ -9,7 +9,12 @@ use fanzha_screen::Engine;
 use std::sync::{Arc, Mutex};
 
 /// The clock as the binary gives it.
-pub type Clock = Arc<dyn Fn() -> Now + Send + Sync>;
+pub trait Clock: Send + Sync {
+    /// Now, with the forms records are written in.
+    fn now(&self) -> Now;
+    /// Unix milliseconds: all a credential check needs, on every request.
+    fn unix_ms(&self) -> i64;
+}
 
 /// Everything the handlers share.
 #[derive(Clone)]
@@ -25,7 +30,7 @@ pub struct AppState {
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// The clock.
-    pub clock: Clock,
+    pub clock: Arc<dyn Clock>,
     /// The monitor's ingest (`POST /v1/cdr`), when enabled.
     pub monitor: Option<MonitorIngest>,
 }
@@ -39,7 +44,7 @@ impl AppState {
 
     /// Now.
     pub fn now(&self) -> Now {
-        (self.clock)()
+        self.clock.now()
     }
 }
 

@@ -45,6 +45,18 @@ fn now_at(ms: i64) -> Now {
     }
 }
 
+/// A clock the tests move.
+struct TestClock(Arc<AtomicI64>);
+
+impl crate::Clock for TestClock {
+    fn now(&self) -> Now {
+        now_at(self.0.load(Ordering::Relaxed))
+    }
+    fn unix_ms(&self) -> i64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
 fn harness() -> Harness {
     let store: Box<dyn Store> = Box::new(fanzha_ledger_sqlite::SqliteStore::in_memory().unwrap());
     let vault = fanzha_ledger::PiiVault::new(&[3u8; 64]).unwrap();
@@ -71,7 +83,7 @@ fn harness() -> Harness {
         auth: auth.clone(),
         log: None,
         metrics: Arc::new(Metrics::default()),
-        clock: Arc::new(move || now_at(c.load(Ordering::Relaxed))),
+        clock: Arc::new(TestClock(c)),
         monitor: Some(MonitorIngest {
             pipeline: Arc::new(Mutex::new(fanzha_monitor::Pipeline::new(
                 fanzha_detect::monitor::Monitor::new(fanzha_detect::monitor::default_rules()),

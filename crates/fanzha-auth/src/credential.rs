@@ -88,7 +88,12 @@ pub fn new_secret(prefix: &str) -> Result<String, CredentialError> {
 /// How a token or session id is stored and looked up: its SHA-256, hex. The secret has 256
 /// random bits, so a fast hash is enough (no dictionary to guess from).
 pub fn secret_hash(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
+    hex::encode(secret_digest(secret))
+}
+
+/// [`secret_hash`] as its 32 bytes (for lookups on every request).
+pub fn secret_digest(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
 }
 
 /// Compares two strings in time independent of where they differ.

@@ -265,6 +265,20 @@ impl StoreArgs {
     }
 }
 
+/// The system clock, as the API takes it.
+pub struct SystemClock;
+
+impl fanzha_api::Clock for SystemClock {
+    fn now(&self) -> Now {
+        now()
+    }
+    fn unix_ms(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64)
+    }
+}
+
 /// Now, as the libraries take it.
 pub fn now() -> Now {
     let t = chrono::Utc::now().with_timezone(&fanzha_model::time::cst());

@@ -35,6 +35,10 @@ struct Figures {
     authenticated_per_sec: f64,
     ratio: f64,
     rounds: Vec<(f64, f64)>,
+    /// Nanoseconds per request through the router alone (no socket, one thread), median of
+    /// the rounds: bare, and through the guard.
+    router_ns_bare: f64,
+    router_ns_authenticated: f64,
 }
 
 const CALL: &str = r#"{"id":"b","ts":"2026-11-30T10:00:00+08:00","trunk":"intl-a","caller":"+85291234567","callee":"13912345678"}"#;
@@ -81,7 +85,7 @@ pub fn run(args: HttpArgs) -> Result<ExitCode> {
         auth: Arc::new(auth),
         log: None,
         metrics: Arc::new(Metrics::default()),
-        clock: Arc::new(crate::backend::now),
+        clock: Arc::new(crate::backend::SystemClock),
         monitor: None,
     };
     let guarded = fanzha_api::app(state.clone());
@@ -108,8 +112,8 @@ pub fn run(args: HttpArgs) -> Result<ExitCode> {
         });
         Ok(addr)
     };
-    let guarded_addr = serve(guarded)?;
-    let bare_addr = serve(bare)?;
+    let guarded_addr = serve(guarded.clone())?;
+    let bare_addr = serve(bare.clone())?;
     // Warm both (connections, allocator, caches).
     load(bare_addr, None, args.requests / 10, args.connections)?;
     load(
@@ -118,6 +122,15 @@ pub fn run(args: HttpArgs) -> Result<ExitCode> {
         args.requests / 10,
         args.connections,
     )?;
+    // The router alone: what the guard adds to a request, without the network's noise.
+    let one = tokio::runtime::Builder::new_current_thread().build()?;
+    let mut router_rounds = Vec::new();
+    for _ in 0..args.rounds {
+        let b = one.block_on(in_process(&bare, None, args.requests))?;
+        let a = one.block_on(in_process(&guarded, Some(&token), args.requests))?;
+        eprintln!("router: bare {b:.0} ns, authenticated {a:.0} ns per request");
+        router_rounds.push((b, a));
+    }
     let mut rounds = Vec::new();
     for _ in 0..args.rounds {
         let b = load(bare_addr, None, args.requests, args.connections)?;
@@ -144,11 +157,37 @@ pub fn run(args: HttpArgs) -> Result<ExitCode> {
             authenticated_per_sec: authenticated.round(),
             ratio: (ratio * 1000.0).round() / 1000.0,
             rounds,
+            router_ns_bare: median(router_rounds.iter().map(|r| r.0).collect()).round(),
+            router_ns_authenticated: median(router_rounds.iter().map(|r| r.1).collect()).round(),
         })?
     );
     drop(rt);
     let _ = std::fs::remove_dir_all(&tmp);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Nanoseconds per request through `router` (tower `oneshot`, no socket).
+async fn in_process(router: &axum::Router, token: Option<&str>, requests: u64) -> Result<f64> {
+    use tower::ServiceExt;
+    let started = Instant::now();
+    for _ in 0..requests {
+        let mut req = axum::http::Request::post("/v1/screen")
+            .header("content-type", "application/json")
+            .extension(axum::extract::ConnectInfo(SocketAddr::from((
+                [127, 0, 0, 1],
+                40000,
+            ))));
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let resp = router
+            .clone()
+            .oneshot(req.body(axum::body::Body::from(CALL))?)
+            .await?;
+        anyhow::ensure!(resp.status() == 200, "answer {}", resp.status());
+        let _ = axum::body::to_bytes(resp.into_body(), 1 << 20).await?;
+    }
+    Ok(started.elapsed().as_nanos() as f64 / requests as f64)
 }
 
 fn tempdir() -> Result<std::path::PathBuf> {

@@ -545,7 +545,7 @@ pub fn run(args: ServeArgs, store: &StoreArgs) -> Result<ExitCode> {
         auth: auth.clone(),
         log: log.clone(),
         metrics: metrics.clone(),
-        clock: Arc::new(crate::backend::now),
+        clock: Arc::new(crate::backend::SystemClock),
         monitor,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()

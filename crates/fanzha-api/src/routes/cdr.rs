@@ -74,7 +74,7 @@ pub async fn ingest(
                 let mut disposer = fanzha_monitor::LedgerDisposer {
                     ledger: state.ledger.clone(),
                     actor: Arc::new(move || {
-                        let now = clock();
+                        let now = clock.now();
                         Actor {
                             name: name.clone(),
                             now: now.rfc3339,
