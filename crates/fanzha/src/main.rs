@@ -12,6 +12,7 @@ mod model_cmd;
 mod monitor_cmd;
 mod screen_cmd;
 mod serve;
+mod serve_config;
 mod validate;
 
 use clap::{Parser, Subcommand};

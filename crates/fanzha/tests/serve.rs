@@ -31,8 +31,9 @@ impl Drop for Service {
 }
 
 /// A bearer token made with the CLI.
-fn add_token(data: &Path, name: &str, role: &str) -> String {
+fn add_token(data: &Path, global: &[&str], name: &str, role: &str) -> String {
     let o = fanzha(data)
+        .args(global)
         .args(["auth", "add-token", name, "--role", role])
         .output()
         .unwrap();
@@ -56,11 +57,17 @@ const ROLES: [&str; 6] = [
 ];
 
 fn start(data: &Path, extra: &[&str]) -> Service {
+    start_with(data, &[], extra)
+}
+
+/// `fanzha GLOBAL… serve …EXTRA`, tokens made first with the same global flags.
+fn start_with(data: &Path, global: &[&str], extra: &[&str]) -> Service {
     let tokens = ROLES
         .iter()
-        .map(|&r| (r, add_token(data, &format!("t-{r}"), r)))
+        .map(|&r| (r, add_token(data, global, &format!("t-{r}"), r)))
         .collect();
     let mut child = fanzha(data)
+        .args(global)
         .args([
             "serve",
             "--http",
@@ -705,4 +712,69 @@ fn https_when_a_certificate_is_configured() {
     let mut buf = Vec::new();
     let _ = plain.read_to_end(&mut buf);
     assert!(!String::from_utf8_lossy(&buf).contains("200 OK"));
+}
+
+/// The door on the PostgreSQL backend: principals and the audit trail in the server, a
+/// revocation by the CLI (another connection) refused by the running service within a
+/// second, and the trail verifying.
+#[test]
+fn the_door_on_postgresql() {
+    use fanzha_ledger_postgres::PgStore;
+    let url = std::env::var("FANZHA_TEST_DATABASE_URL")
+        .expect("FANZHA_TEST_DATABASE_URL is not set: run the tests with scripts/test.sh");
+    let schema = format!("door_{}", std::process::id());
+    PgStore::drop_schema(&url, &schema).unwrap();
+    drop(PgStore::connect_in_schema(&url, Some(&schema)).unwrap());
+    let in_schema = format!("{url}?options=-csearch_path%3D{schema}");
+    let global = ["--database-url", in_schema.as_str()];
+    let dir = tempfile::tempdir().unwrap();
+    let svc = start_with(dir.path(), &global, &[]);
+    let gw = Some(svc.tokens["gateway"].as_str());
+    let call = r#"{"id":"p","ts":"2026-11-30T09:00:00+08:00","trunk":"intl-a","caller":"+85291234567","callee":"13912345678"}"#;
+    let (s, body) = http(svc.http, gw, "POST", "/v1/screen", "application/json", call);
+    assert_eq!(s, 200, "{body}");
+    let analyst = Some(svc.tokens["analyst"].as_str());
+    let (s, _) = http(
+        svc.http,
+        analyst,
+        "GET",
+        "/v1/ledger/subscribers/13500001111?reveal=true&purpose=x",
+        "",
+        "",
+    );
+    assert_eq!(s, 403);
+    let o = fanzha(dir.path())
+        .args(global)
+        .args(["auth", "revoke", "t-gateway"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let revoked = std::time::Instant::now();
+    while http(svc.http, gw, "POST", "/v1/screen", "application/json", call).0 != 401 {
+        assert!(
+            revoked.elapsed() < Duration::from_secs(1),
+            "still accepted after 1 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(svc);
+    let o = fanzha(dir.path())
+        .args(global)
+        .args(["audit", "verify"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["records"].as_u64().unwrap() >= 8, "{v}");
+    PgStore::drop_schema(&url, &schema).unwrap();
 }
