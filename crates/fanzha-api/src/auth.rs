@@ -263,6 +263,8 @@ pub struct Authenticator {
     config: AuthConfig,
     cache: ArcSwap<Cache>,
     sessions: Mutex<FxHashMap<String, Session>>,
+    /// The newest TOTP step each person logged in with: a code is good once (RFC 6238 §5.2).
+    totp_used: Mutex<FxHashMap<String, i64>>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -310,6 +312,7 @@ impl Authenticator {
                 ..Cache::default()
             }),
             sessions: Mutex::new(FxHashMap::default()),
+            totp_used: Mutex::new(FxHashMap::default()),
         };
         a.reload_if_changed()?;
         Ok(a)
@@ -417,6 +420,20 @@ impl Authenticator {
         self.sessions().remove(&session.id_hash);
     }
 
+    /// Ends every session of a person (the account stays); how many. Audited. Blocking.
+    pub fn end_sessions(&self, name: &str, by: &Caller, now: &Now) -> Result<usize, AccountError> {
+        let ended = {
+            let mut sessions = self.sessions();
+            let before = sessions.len();
+            sessions.retain(|_, s| s.name != name);
+            before - sessions.len()
+        };
+        let mut e = by.entry(now, Action::Logout, name, Outcome::Success);
+        e.detail = format!("{ended} sessions ended by {}", by.name);
+        self.audit(&e)?;
+        Ok(ended)
+    }
+
     /// A person logs in with name, password and TOTP code (a user made without TOTP gives
     /// none). Every attempt is audited; 5 failures in a row lock the account for 30 minutes.
     /// Blocking.
@@ -498,17 +515,32 @@ impl Authenticator {
             .password_hash
             .as_deref()
             .is_some_and(|h| credential::verify_password(password, h).unwrap_or(false));
-        let code_ok = match &p.totp_sealed {
-            None => true,
+        let step = match &p.totp_sealed {
+            None => Some(None),
             Some(sealed) => self
                 .vault
                 .open("principal", &p.name, "totp_secret", sealed)
                 .ok()
                 .and_then(|b32| Totp::from_base32(&b32))
-                .is_some_and(|t| t.verify(code, now_s).is_some()),
+                .and_then(|t| t.verify(code, now_s))
+                .map(Some),
         };
+        // A code seen before (a replay, or a second login in the same 30 s) is refused.
+        let used = self.totp_used.lock().unwrap_or_else(|e| e.into_inner());
+        let code_ok = match step {
+            None => false,
+            Some(None) => true,
+            Some(Some(s)) => used.get(&p.name).is_none_or(|&last| s > last),
+        };
+        drop(used);
         let mut store = self.store();
         if password_ok && code_ok {
+            if let Some(Some(s)) = step {
+                self.totp_used
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(p.name.clone(), s);
+            }
             if p.failed_logins > 0 || p.locked_until.is_some() {
                 store
                     .set_login_state(&p.name, 0, None)

@@ -225,9 +225,18 @@ pub fn run(cmd: LedgerCommand, store: &StoreArgs) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         LedgerCommand::Audit { mvno_prefixes } => {
-            let mut ledger = store.ledger()?;
+            let (mut ledger, auth) = store.ledger_and_auth(AuthConfig::default())?;
             let prefixes: Vec<&str> = mvno_prefixes.iter().map(String::as_str).collect();
             let report = ledger.audit(&prefixes)?;
+            record(
+                &auth,
+                &store.caller(),
+                Action::Export,
+                "compliance report",
+                "",
+                Outcome::Success,
+                String::new(),
+            )?;
             serde_json::to_writer_pretty(&mut out, &report)?;
             out.write_all(b"\n")?;
             Ok(ExitCode::SUCCESS)

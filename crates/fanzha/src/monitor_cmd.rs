@@ -52,14 +52,16 @@ pub struct MonitorArgs {
 }
 
 pub fn run(args: MonitorArgs, store: &crate::backend::StoreArgs) -> Result<ExitCode> {
-    let ledger = if args.dispose {
-        Some(Arc::new(Mutex::new(store.ledger()?)))
+    let (ledger, auth) = if args.dispose {
+        let (l, a) = store.ledger_and_auth(fanzha_api::auth::AuthConfig::default())?;
+        (Some(Arc::new(Mutex::new(l))), Some(a))
     } else {
-        None
+        (None, None)
     };
+    let local = store.actor();
     let actor = fanzha_ledger::Actor {
-        name: "fanzha-monitor".into(),
-        ..store.actor()
+        name: format!("fanzha-monitor ({})", local.name),
+        ..local
     };
     let mut disposals = 0u64;
     let rules = match &args.rules {
@@ -161,6 +163,17 @@ pub fn run(args: MonitorArgs, store: &crate::backend::StoreArgs) -> Result<ExitC
     let monitor = pipeline.monitor();
     let (bad, alerts) = (pipeline.bad_records, pipeline.alerts);
     disposals += pipeline.disposals;
+    if let (Some(auth), true) = (&auth, disposals > 0) {
+        crate::auth_cmd::record(
+            auth,
+            &store.caller(),
+            fanzha_auth::Action::LedgerWrite,
+            "disposals",
+            "",
+            fanzha_auth::Outcome::Success,
+            format!("{disposals} disposals by the monitor"),
+        )?;
+    }
     out.flush()?;
     eprintln!(
         "{}",

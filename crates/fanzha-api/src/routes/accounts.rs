@@ -128,3 +128,23 @@ pub async fn set_role(
     })
     .await
 }
+
+/// Sessions ended.
+#[derive(Serialize)]
+pub struct SessionsEnded {
+    name: String,
+    ended: usize,
+}
+
+/// `DELETE /v1/principals/{name}/sessions`.
+pub async fn end_sessions(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> Result<Json<SessionsEnded>, ApiError> {
+    blocking(move || {
+        let ended = state.auth.end_sessions(&name, &caller, &state.now())?;
+        Ok(Json(SessionsEnded { name, ended }))
+    })
+    .await
+}

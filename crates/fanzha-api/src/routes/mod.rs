@@ -163,6 +163,15 @@ pub fn table() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         ),
         (
             spec(
+                Method::DELETE,
+                "/v1/principals/{name}/sessions",
+                Some(P::Accounts),
+                "End a person's console sessions (the account stays)",
+            ),
+            delete(accounts::end_sessions),
+        ),
+        (
+            spec(
                 Method::GET,
                 "/v1/audit",
                 Some(P::AuditRead),
