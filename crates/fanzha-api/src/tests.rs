@@ -64,6 +64,13 @@ fn harness() -> Harness {
 }
 
 fn harness_over(access: Box<dyn fanzha_auth::AccessStore>) -> Harness {
+    harness_full(access, None)
+}
+
+fn harness_full(
+    access: Box<dyn fanzha_auth::AccessStore>,
+    log: Option<Arc<fanzha_screen::decision_log::DecisionLog>>,
+) -> Harness {
     let store: Box<dyn Store> = Box::new(fanzha_ledger_sqlite::SqliteStore::in_memory().unwrap());
     let vault = fanzha_ledger::PiiVault::new(&[3u8; 64]).unwrap();
     let ledger = Ledger::new(store, vault.clone());
@@ -86,7 +93,7 @@ fn harness_over(access: Box<dyn fanzha_auth::AccessStore>) -> Harness {
         engine,
         ledger: Arc::new(Mutex::new(ledger)),
         auth: auth.clone(),
-        log: None,
+        log,
         metrics: Arc::new(Metrics::default()),
         clock: Arc::new(TestClock(c)),
         monitor: Some(MonitorIngest {
@@ -527,6 +534,107 @@ async fn every_route_checks_its_permission_for_every_role() {
     assert!(trail
         .iter()
         .any(|r| r.action == "authorize" && r.outcome == "denied" && r.principal == "gateway"));
+}
+
+/// A decision log that cannot write: `/healthz` says so (503, the reason), metrics count
+/// what is lost, and under `on_failure = refuse` screening answers 503 until it writes
+/// again.
+#[tokio::test]
+async fn a_decision_log_that_cannot_write_degrades_health_and_refuses_by_policy() {
+    use fanzha_screen::decision_log::{DecisionLog, LogConfig, LogKey, OnFailure};
+    let dir = std::env::temp_dir().join(format!("fanzha-api-log-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut config = LogConfig::new(LogKey::new(&[4u8; 32]).unwrap());
+    config.on_failure = OnFailure::Refuse;
+    let log = Arc::new(DecisionLog::open_with(&dir, config).unwrap());
+    let h = harness_full(
+        Box::new(fanzha_ledger_sqlite::SqliteStore::in_memory().unwrap()),
+        Some(log.clone()),
+    );
+    h.as_role(
+        Role::SystemAdmin,
+        "POST",
+        "/v1/ledger/trunks",
+        "text/csv",
+        TRUNKS,
+    )
+    .await;
+    let call = |ts: &str| {
+        format!(
+            r#"{{"id":"x","ts":"{ts}","trunk":"intl-a","caller":"+8613500001111","callee":"13912345678"}}"#
+        )
+    };
+    let a = h
+        .as_role(
+            Role::Gateway,
+            "POST",
+            "/v1/screen",
+            "application/json",
+            &call("2026-11-30T09:00:00+08:00"),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK);
+    log.flush();
+    assert_eq!(
+        h.call("GET", "/healthz", None, "", "").await.status,
+        StatusCode::OK
+    );
+    // The next day's segment cannot be made.
+    std::fs::create_dir(dir.join("seg-000000000002.jsonl")).unwrap();
+    h.as_role(
+        Role::Gateway,
+        "POST",
+        "/v1/screen",
+        "application/json",
+        &call("2026-12-01T09:00:00+08:00"),
+    )
+    .await;
+    log.flush();
+    let a = h.call("GET", "/healthz", None, "", "").await;
+    assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(a.body["status"], "degraded");
+    assert!(
+        a.body["reason"].as_str().unwrap().contains("decision log"),
+        "{}",
+        a.body
+    );
+    let a = h
+        .as_role(
+            Role::Gateway,
+            "POST",
+            "/v1/screen",
+            "application/json",
+            &call("2026-12-01T09:00:01+08:00"),
+        )
+        .await;
+    assert_eq!(
+        (a.status, a.body["error"]["code"].clone()),
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!("decision_log_unavailable")
+        )
+    );
+    let m = h.as_role(Role::Monitoring, "GET", "/metrics", "", "").await;
+    let text = m.body.as_str().unwrap();
+    assert!(text.contains("fanzha_decision_log_writing 0"), "{text}");
+    assert!(text.contains("fanzha_decision_log_lost_total 1"), "{text}");
+    std::fs::remove_dir(dir.join("seg-000000000002.jsonl")).unwrap();
+    let t = std::time::Instant::now();
+    while log.refusing() {
+        assert!(t.elapsed() < std::time::Duration::from_secs(5));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let a = h
+        .as_role(
+            Role::Gateway,
+            "POST",
+            "/v1/screen",
+            "application/json",
+            &call("2026-12-01T09:00:02+08:00"),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// No unaudited read: when the audit trail cannot be written, the record is not sent.

@@ -358,6 +358,14 @@ impl Handler {
         {
             return Outcome::Reply(prev.clone());
         }
+        // No unlogged verdict when the policy says so: the gateway tries another route.
+        if self.log.as_ref().is_some_and(|l| l.refusing()) {
+            return Outcome::Reply(response(
+                req,
+                503,
+                "Retry-After: 5\r\nWarning: 399 fanzha \"decision log cannot be written\"\r\n",
+            ));
+        }
         let started = std::time::Instant::now();
         let snapshot = self.engine.snapshot();
         let trunk_id: Option<&str> = uri_param(req.uri, "tgrp")

@@ -9,6 +9,9 @@ use fanzha_ledger::pii::KEY_LEN;
 use fanzha_ledger::{Ledger, PiiVault, Store};
 use fanzha_ledger_postgres::PgStore;
 use fanzha_ledger_sqlite::SqliteStore;
+use fanzha_screen::decision_log::{
+    segments, Checkpoint, DecisionLog, LogConfig, LogKey, LOG_KEY_LEN,
+};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -34,6 +37,11 @@ pub struct StoreArgs {
     /// database; default: audit.key in the data dir. Created only for an empty trail.
     #[arg(long, env = "FANZHA_AUDIT_KEY", global = true)]
     pub audit_key: Option<PathBuf>,
+    /// The key of the decision log's chain (32 bytes, mode 0600), kept outside the log
+    /// directory; default: decisions.key in the data dir. Created only for a log with no
+    /// keyed records yet.
+    #[arg(long, env = "FANZHA_DECISIONS_KEY", global = true)]
+    pub decisions_key: Option<PathBuf>,
     /// A note on who is acting, recorded beside the operating-system user (who is the
     /// actor of local commands).
     #[arg(long, env = "FANZHA_ACTOR", global = true)]
@@ -49,6 +57,10 @@ const PII_CHECK: &str = "pii_key_check";
 const PII_CHECK_NEXT: &str = "pii_key_check_next";
 /// The setting saying every current record's personal data is sealed bound to its record.
 const PII_BINDING: &str = "pii_binding";
+/// The setting holding the decision log key's check value.
+const DECISIONS_CHECK: &str = "decisions_key_check";
+/// The setting holding the decision log's newest checkpoint.
+pub const DECISIONS_CHECKPOINT: &str = "decision_log_checkpoint";
 /// The setting holding the audit key's check value.
 const AUDIT_CHECK: &str = "audit_key_check";
 
@@ -157,6 +169,70 @@ impl StoreArgs {
             None => access.set_setting(AUDIT_CHECK, &key.check_value())?,
         }
         Ok(key)
+    }
+
+    /// The decision log's directory.
+    pub fn decisions_dir(&self) -> PathBuf {
+        self.data_dir.join("decisions")
+    }
+
+    /// The decision log's key, checked against the store: created only while the log holds
+    /// no keyed record; a log that has them refuses a missing or different key.
+    pub fn decisions_key(&self) -> Result<LogKey> {
+        let mut access = self.open_access()?;
+        let path = self.key_path(&self.decisions_key, "decisions.key")?;
+        let stored = access.setting(DECISIONS_CHECK)?;
+        let key = match read_key(&path, LOG_KEY_LEN)? {
+            Some(k) => k,
+            None if stored.is_none() && !log_has_records(&self.decisions_dir())? => {
+                let mut k = [0u8; LOG_KEY_LEN];
+                fanzha_auth::credential::fill_random(&mut k)?;
+                create_key(&path, &k)?
+            }
+            None => bail!(
+                "the decision log has records but its key {} is missing: restore it from your backup (without it the log cannot be verified or extended); pass --decisions-key FILE if it lives elsewhere",
+                path.display()
+            ),
+        };
+        let log_key = LogKey::new(&key).context("decision log key too short")?;
+        let check = log_key.check_value();
+        match stored {
+            Some(s) if s != check => bail!(
+                "the decision log key {} is not this log's key (check value {check}, the store's {s})",
+                path.display()
+            ),
+            Some(_) => {}
+            None => access.set_setting(DECISIONS_CHECK, &check)?,
+        }
+        Ok(log_key)
+    }
+
+    /// The newest checkpoint of the decision log, as the store keeps it.
+    pub fn decisions_checkpoint(&self) -> Result<Option<Checkpoint>> {
+        let mut access = self.open_access()?;
+        Ok(match access.setting(DECISIONS_CHECKPOINT)? {
+            None => None,
+            Some(text) => Some(
+                serde_json::from_str(&text)
+                    .context("the store's decision log checkpoint is unreadable")?,
+            ),
+        })
+    }
+
+    /// Opens the decision log (creating its key if new), its checkpoints written to the
+    /// store from the log's writer thread on a connection of its own.
+    pub fn decision_log(&self, tune: impl FnOnce(&mut LogConfig)) -> Result<DecisionLog> {
+        let key = self.decisions_key()?;
+        let mut access = self.open_access()?;
+        let mut config = LogConfig::new(key);
+        tune(&mut config);
+        config.on_checkpoint = Some(Box::new(move |c: &Checkpoint| {
+            let text = serde_json::to_string(c).expect("serialises");
+            if let Err(e) = access.set_setting(DECISIONS_CHECKPOINT, &text) {
+                eprintln!("fanzha: decision log checkpoint not kept: {e}");
+            }
+        }));
+        Ok(DecisionLog::open_with(&self.decisions_dir(), config)?)
     }
 
     /// The ledger over the configured store and key.
@@ -304,6 +380,16 @@ pub fn os_user() -> String {
         return name.to_string_lossy().into_owned();
     }
     format!("uid{uid}")
+}
+
+/// Whether a decision log directory holds any record.
+fn log_has_records(dir: &Path) -> Result<bool> {
+    for (_, p) in segments(dir)? {
+        if std::fs::metadata(&p)?.len() > 0 {
+            return Ok(true);
+        }
+    }
+    Ok(dir.join("anchor.json").exists())
 }
 
 /// Hides a password in a database URL for messages.

@@ -7,7 +7,7 @@ use crate::backend::StoreArgs;
 use anyhow::Result;
 use fanzha_policy::{Action, RuleConfig};
 use fanzha_screen::compile::compile;
-use fanzha_screen::decision_log::{DecisionLog, Entry};
+use fanzha_screen::decision_log::Entry;
 use fanzha_screen::wire::VerdictWire;
 use fanzha_screen::Engine;
 use fanzha_synth::{traffic, Province, Scenario, Spec};
@@ -90,7 +90,7 @@ pub fn run(args: DemoArgs, store: &StoreArgs) -> Result<ExitCode> {
         snapshot.subscriber_count()
     );
     let engine = Engine::new(snapshot, RuleConfig::default());
-    let log = DecisionLog::open(&demo_store.data_dir.join("decisions"))?;
+    let log = demo_store.decision_log(|_| {})?;
     let calls = traffic(&province, args.calls, args.seed + 1);
     let snap = engine.snapshot();
     let b = bar(calls.len() as u64, "screening");

@@ -5,7 +5,7 @@ use anyhow::{Context, Result};
 use clap::Subcommand;
 use fanzha_policy::RuleConfig;
 use fanzha_screen::compile::compile;
-use fanzha_screen::decision_log::{self, DecisionLog, Entry};
+use fanzha_screen::decision_log::{self, Entry};
 use fanzha_screen::wire::{parse_rule_list, CallWire, VerdictWire};
 use fanzha_screen::Engine;
 use serde_json::json;
@@ -44,7 +44,7 @@ pub fn run(args: ScreenArgs, store: &StoreArgs) -> Result<ExitCode> {
         None
     } else {
         std::fs::create_dir_all(&store.data_dir)?;
-        Some(DecisionLog::open(&log_dir(store))?)
+        Some(store.decision_log(|_| {})?)
     };
     let input: Box<dyn BufRead> = if args.calls.as_os_str() == "-" {
         Box::new(BufReader::new(std::io::stdin()))
@@ -105,7 +105,9 @@ pub fn run(args: ScreenArgs, store: &StoreArgs) -> Result<ExitCode> {
 
 #[derive(Subcommand)]
 pub enum DecisionsCommand {
-    /// Check the hash chain of the decision log: a deleted or altered record is reported.
+    /// Check the decision log's keyed chain against the newest checkpoint the store keeps:
+    /// an edited, removed or reordered record or segment, or one cut from the end, is
+    /// named. Exit 0 intact, 1 otherwise.
     Verify,
     /// Drop log segments older than the retention period (whole China calendar days).
     Retain {
@@ -119,7 +121,9 @@ pub fn decisions(cmd: DecisionsCommand, store: &StoreArgs) -> Result<ExitCode> {
     let dir = log_dir(store);
     match cmd {
         DecisionsCommand::Verify => {
-            let v = decision_log::verify(&dir)?;
+            let key = store.decisions_key()?;
+            let checkpoint = store.decisions_checkpoint()?;
+            let v = decision_log::verify(&dir, &key, checkpoint.as_ref())?;
             println!("{}", serde_json::to_string(&v)?);
             Ok(if v.ok {
                 ExitCode::SUCCESS
@@ -129,10 +133,11 @@ pub fn decisions(cmd: DecisionsCommand, store: &StoreArgs) -> Result<ExitCode> {
         }
         DecisionsCommand::Retain { days } => {
             let cutoff = chrono::Utc::now().timestamp() - days * 86_400;
-            let dropped = decision_log::apply_retention(&dir, cutoff)?;
+            let key = store.decisions_key()?;
+            let r = decision_log::apply_retention(&dir, &key, cutoff)?;
             println!(
                 "{}",
-                json!({"dropped_segments": dropped, "retention_days": days})
+                json!({"dropped_segments": r.dropped_segments, "retention_days": days, "anchor": r.anchor})
             );
             Ok(ExitCode::SUCCESS)
         }

@@ -7,7 +7,7 @@ use fanzha_api::metrics::Metrics;
 use fanzha_api::{app, refresh, AppState};
 use fanzha_policy::RuleConfig;
 use fanzha_screen::compile::compile;
-use fanzha_screen::decision_log::{self, DecisionLog};
+use fanzha_screen::decision_log;
 use fanzha_screen::Engine;
 use fanzha_sip::server::Server;
 use fanzha_sip::Handler;
@@ -127,10 +127,14 @@ pub fn run(args: ServeArgs, store: &StoreArgs) -> Result<ExitCode> {
             shadow: config.shadow,
         },
     ));
-    let log_dir = store.data_dir.join("decisions");
+    let log_dir = store.decisions_dir();
     let log = if config.log_decisions {
         std::fs::create_dir_all(&store.data_dir)?;
-        Some(Arc::new(DecisionLog::open(&log_dir)?))
+        Some(Arc::new(store.decision_log(|c| {
+            c.fsync = config.decisions_fsync;
+            c.on_failure = config.decisions_on_failure;
+            c.max_backlog_bytes = config.decisions_backlog_bytes;
+        })?))
     } else {
         None
     };
@@ -177,6 +181,8 @@ pub fn run(args: ServeArgs, store: &StoreArgs) -> Result<ExitCode> {
         clock: Arc::new(crate::backend::SystemClock),
         monitor,
     };
+    // Opened before the runtime starts: the store's client blocks on a runtime of its own.
+    let retention_key = store.decisions_key()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -244,10 +250,11 @@ pub fn run(args: ServeArgs, store: &StoreArgs) -> Result<ExitCode> {
         let retention = {
             let dir = log_dir.clone();
             let days = config.retention_days;
+            let key = retention_key.clone();
             tokio::spawn(async move {
                 loop {
                     let cutoff = chrono::Utc::now().timestamp() - days * 86_400;
-                    if let Err(err) = decision_log::apply_retention(&dir, cutoff) {
+                    if let Err(err) = decision_log::apply_retention(&dir, &key, cutoff) {
                         tracing::warn!(%err, "decision log retention");
                     }
                     tokio::time::sleep(Duration::from_secs(3600)).await;

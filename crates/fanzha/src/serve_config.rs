@@ -4,6 +4,7 @@
 //! error at once. No file, socket or clock is touched here but the files a setting names.
 
 use fanzha_policy::RuleSet;
+use fanzha_screen::decision_log::OnFailure;
 use fanzha_screen::wire::parse_rule_list;
 use fanzha_sip::{SipConfig, TrunkMapEntry};
 use serde::de::DeserializeOwned;
@@ -71,6 +72,9 @@ pub struct RawScreening {
 pub struct RawDecisions {
     pub enabled: Option<Setting<bool>>,
     pub retention_days: Option<Setting<i64>>,
+    pub fsync_ms: Option<Setting<i64>>,
+    pub on_failure: Option<Setting<String>>,
+    pub max_backlog_mb: Option<Setting<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -142,6 +146,12 @@ pub struct ServeConfig {
     pub refresh: Duration,
     pub log_decisions: bool,
     pub retention_days: i64,
+    /// Most time between forcing the decision log to disk.
+    pub decisions_fsync: Duration,
+    /// Calls while the decision log cannot be written.
+    pub decisions_on_failure: OnFailure,
+    /// Most bytes of decisions waiting in memory for a writer that is behind.
+    pub decisions_backlog_bytes: usize,
     pub monitor: MonitorConfig,
 }
 
@@ -213,6 +223,38 @@ impl RawConfig {
             180,
             1..=36_500,
         );
+        let decisions_fsync = Duration::from_millis(whole(
+            e,
+            "decisions.fsync_ms",
+            self.decisions.fsync_ms,
+            1000,
+            10..=60_000,
+        ) as u64);
+        let decisions_backlog_bytes = whole(
+            e,
+            "decisions.max_backlog_mb",
+            self.decisions.max_backlog_mb,
+            64,
+            1..=4096,
+        ) as usize
+            * (1 << 20);
+        let decisions_on_failure = match self.decisions.on_failure.map(|s| s.0) {
+            None => OnFailure::Answer,
+            Some(Ok(v)) if v == "answer" => OnFailure::Answer,
+            Some(Ok(v)) if v == "refuse" => OnFailure::Refuse,
+            Some(Ok(v)) => {
+                e.push(format!(
+                    "decisions.on_failure {v:?} is not \"answer\" or \"refuse\""
+                ));
+                OnFailure::Answer
+            }
+            Some(Err(v)) => {
+                e.push(format!(
+                    "decisions.on_failure: {v} is not \"answer\" or \"refuse\""
+                ));
+                OnFailure::Answer
+            }
+        };
         // R17.1 / MLPS level 3: audit records are kept at least 180 days. This version
         // never prunes the trail; a configuration asking for less is refused, not ignored.
         if let Some(v) = self.audit.retention_days {
@@ -320,6 +362,9 @@ impl RawConfig {
             refresh: Duration::from_millis(refresh_ms as u64),
             log_decisions,
             retention_days,
+            decisions_fsync,
+            decisions_on_failure,
+            decisions_backlog_bytes,
             monitor,
         })
     }

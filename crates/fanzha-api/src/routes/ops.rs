@@ -14,22 +14,59 @@ use std::sync::OnceLock;
 pub struct Health {
     status: &'static str,
     generation: u64,
+    /// Why not `ok`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
 }
 
-/// `GET /healthz`: open to anyone, says nothing but that the service is up.
-pub async fn healthz(State(state): State<AppState>) -> Json<Health> {
-    Json(Health {
-        status: "ok",
-        generation: state.engine.snapshot().generation,
-    })
+/// `GET /healthz`: open to anyone; 200 `ok`, or 503 `degraded` with the reason when the
+/// decision log cannot be written (the evidence R12.1 asks for is being lost).
+pub async fn healthz(State(state): State<AppState>) -> axum::response::Response {
+    let generation = state.engine.snapshot().generation;
+    let log = state.log.as_ref().map(|l| l.health());
+    match log {
+        Some(h) if !h.writing => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            Json(Health {
+                status: "degraded",
+                generation,
+                reason: Some(format!(
+                    "decision log: {} ({} entries lost)",
+                    h.reason.unwrap_or_default(),
+                    h.lost
+                )),
+            }),
+        )
+            .into_response(),
+        _ => Json(Health {
+            status: "ok",
+            generation,
+            reason: None,
+        })
+        .into_response(),
+    }
 }
 
 /// `GET /metrics`.
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    (
-        [("content-type", "text/plain; version=0.0.4")],
-        state.metrics.render(),
-    )
+    let mut text = state.metrics.render();
+    if let Some(log) = &state.log {
+        let h = log.health();
+        use std::fmt::Write;
+        let _ = write!(
+            text,
+            "# HELP fanzha_decision_log_writing 1 while the decision log writes, 0 while it fails.\n\
+             # TYPE fanzha_decision_log_writing gauge\nfanzha_decision_log_writing {}\n\
+             # HELP fanzha_decision_log_lost_total Decisions accepted but never written (a write failed).\n\
+             # TYPE fanzha_decision_log_lost_total counter\nfanzha_decision_log_lost_total {}\n\
+             # HELP fanzha_decision_log_dropped_total Decisions dropped because the backlog was full.\n\
+             # TYPE fanzha_decision_log_dropped_total counter\nfanzha_decision_log_dropped_total {}\n",
+            u8::from(h.writing),
+            h.lost,
+            h.dropped
+        );
+    }
+    ([("content-type", "text/plain; version=0.0.4")], text)
 }
 
 /// `GET /openapi.json`.

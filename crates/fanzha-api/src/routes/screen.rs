@@ -77,6 +77,13 @@ pub async fn screen(
     State(state): State<AppState>,
     body: Bytes,
 ) -> Result<Json<ScreenResponse>, ApiError> {
+    if state.log.as_ref().is_some_and(|l| l.refusing()) {
+        return Err(ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "decision_log_unavailable",
+            "the decision log cannot be written and [decisions] on_failure = \"refuse\": no unlogged verdicts",
+        ));
+    }
     let v: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request("bad_json", e.to_string()))?;
     Ok(Json(match v {
