@@ -42,7 +42,7 @@ request_route {
 CFG
 kamailio -f "$work/kamailio.cfg" -x fm -X fm -DD -E -m 256 -M 64 2>"$work/kamailio.log" &
 kpid=$!
-"$bin" --data-dir "$work/data" serve --http 127.0.0.1:0 --sip 127.0.0.1:5080 --synthetic-province 1000000 >"$work/fanzha.log" 2>&1 &
+"$bin" --data-dir "$work/data" serve --http 127.0.0.1:0 --sip 127.0.0.1:5080 --trusted 127.0.0.1 --synthetic-province 1000000 >"$work/fanzha.log" 2>&1 &
 fpid=$!
 trap 'kill $kpid $fpid 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
 # Wait for both to answer OPTIONS-free: fanzha prints its listening line once the snapshot is built.

@@ -26,10 +26,8 @@ use std::sync::{Arc, Mutex};
 /// An address range mapped to the trunk its traffic arrives on.
 #[derive(Clone, Debug)]
 pub struct TrunkMapEntry {
-    /// Network address.
-    pub net: IpAddr,
-    /// Prefix length.
-    pub prefix: u8,
+    /// The sources.
+    pub net: Cidr,
     /// Trunk id.
     pub trunk: String,
 }
@@ -40,14 +38,40 @@ impl TrunkMapEntry {
         let (net, trunk) = s
             .split_once('=')
             .ok_or_else(|| format!("{s:?}: expected CIDR=TRUNK_ID"))?;
-        let (addr, prefix) = match net.split_once('/') {
+        if trunk.trim().is_empty() {
+            return Err(format!("{s:?}: empty trunk id"));
+        }
+        Ok(TrunkMapEntry {
+            net: Cidr::parse(net).map_err(|e| format!("{s:?}: {e}"))?,
+            trunk: trunk.trim().to_string(),
+        })
+    }
+
+    fn contains(&self, ip: IpAddr) -> bool {
+        self.net.contains(ip)
+    }
+}
+
+/// A network: an address and a prefix length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cidr {
+    /// Network address.
+    pub addr: IpAddr,
+    /// Prefix length.
+    pub prefix: u8,
+}
+
+impl Cidr {
+    /// Parses `ADDR/LEN` or `ADDR` (a single host).
+    pub fn parse(s: &str) -> Result<Cidr, String> {
+        let (addr, prefix) = match s.split_once('/') {
             Some((a, p)) => (a, Some(p)),
-            None => (net, None),
+            None => (s, None),
         };
         let ip: IpAddr = addr
             .trim()
             .parse()
-            .map_err(|_| format!("{s:?}: {addr:?} is not an IP address"))?;
+            .map_err(|_| format!("{addr:?} is not an IP address"))?;
         let max = if ip.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
             Some(p) => p
@@ -58,18 +82,12 @@ impl TrunkMapEntry {
                 .ok_or_else(|| format!("{s:?}: bad prefix length"))?,
             None => max,
         };
-        if trunk.trim().is_empty() {
-            return Err(format!("{s:?}: empty trunk id"));
-        }
-        Ok(TrunkMapEntry {
-            net: ip,
-            prefix,
-            trunk: trunk.trim().to_string(),
-        })
+        Ok(Cidr { addr: ip, prefix })
     }
 
-    fn contains(&self, ip: IpAddr) -> bool {
-        match (self.net, ip) {
+    /// Whether `ip` is in it.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip) {
             (IpAddr::V4(n), IpAddr::V4(a)) => {
                 let mask = if self.prefix == 0 {
                     0
@@ -91,6 +109,17 @@ impl TrunkMapEntry {
     }
 }
 
+/// What to do with a request from a source that is neither in the trunk map nor trusted
+/// (`[sip] unknown_source`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum UnknownSource {
+    /// Answer 403 (the default: a misconfigured SBC learns why).
+    #[default]
+    Reject,
+    /// Send nothing (a scanner learns nothing and costs a parse less).
+    Drop,
+}
+
 /// How the redirect server answers.
 #[derive(Clone, Debug)]
 pub struct SipConfig {
@@ -102,6 +131,12 @@ pub struct SipConfig {
     pub use_603_plus: bool,
     /// The operator's redress contact for 608's Call-Info (RFC 8688).
     pub redress_uri: String,
+    /// The trust domain (RFC 3325): peers whose P-Asserted-Identity is believed and whose
+    /// `tgrp` may name the trunk. From anyone else PAI is ignored (the From is screened)
+    /// and the trunk comes from the source address only.
+    pub trusted: Vec<Cidr>,
+    /// Requests from sources in no trunk map entry and not trusted.
+    pub unknown_source: UnknownSource,
 }
 
 impl Default for SipConfig {
@@ -111,7 +146,22 @@ impl Default for SipConfig {
             trunk_map: Vec::new(),
             use_603_plus: false,
             redress_uri: "https://fanzha.invalid/redress".into(),
+            trusted: Vec::new(),
+            unknown_source: UnknownSource::Reject,
         }
+    }
+}
+
+impl SipConfig {
+    fn trusts(&self, ip: IpAddr) -> bool {
+        self.trusted.iter().any(|c| c.contains(ip))
+    }
+
+    fn mapped(&self, ip: IpAddr) -> Option<&str> {
+        self.trunk_map
+            .iter()
+            .find(|e| e.contains(ip))
+            .map(|e| e.trunk.as_str())
     }
 }
 
@@ -314,6 +364,19 @@ impl Handler {
     }
 
     fn answer(&self, req: &Request<'_>, src: SocketAddr, now: i64) -> Outcome {
+        if req.method == b"ACK" {
+            return Outcome::Drop;
+        }
+        if self.config.mapped(src.ip()).is_none() && !self.config.trusts(src.ip()) {
+            return match self.config.unknown_source {
+                UnknownSource::Drop => Outcome::Drop,
+                UnknownSource::Reject => Outcome::Reply(response(
+                    req,
+                    403,
+                    "Warning: 399 fanzha \"source is not a configured peer\"\r\n",
+                )),
+            };
+        }
         match req.method {
             b"INVITE" => self.invite(req, src, now),
             b"ACK" => Outcome::Drop,
@@ -368,15 +431,12 @@ impl Handler {
         }
         let started = std::time::Instant::now();
         let snapshot = self.engine.snapshot();
+        // Only a trusted peer's tgrp may pick the trunk, and only its PAI is the identity.
+        let trusted = self.config.trusts(src.ip());
         let trunk_id: Option<&str> = uri_param(req.uri, "tgrp")
+            .filter(|_| trusted)
             .and_then(|t| std::str::from_utf8(t).ok())
-            .or_else(|| {
-                self.config
-                    .trunk_map
-                    .iter()
-                    .find(|e| e.contains(src.ip()))
-                    .map(|e| e.trunk.as_str())
-            });
+            .or_else(|| self.config.mapped(src.ip()));
         let Some(trunk) = trunk_id.and_then(|t| snapshot.trunk(t)) else {
             let why = format!(
                 "Warning: 399 fanzha \"no trunk for source {} ({})\"\r\n",
@@ -385,7 +445,7 @@ impl Handler {
             );
             return Outcome::Reply(response(req, 403, &why));
         };
-        let identity = req.pai.unwrap_or(req.from);
+        let identity = req.pai.filter(|_| trusted).unwrap_or(req.from);
         let caller_text = uri_number(addr_uri(identity))
             .and_then(|u| std::str::from_utf8(u).ok())
             .unwrap_or("");

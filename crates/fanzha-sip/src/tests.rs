@@ -36,6 +36,11 @@ fn config() -> SipConfig {
             TrunkMapEntry::parse("192.0.2.0/24=intl-a").unwrap(),
             TrunkMapEntry::parse("198.51.100.7=ic-1").unwrap(),
         ],
+        // The SBCs: their PAI and tgrp are believed (RFC 3325).
+        trusted: vec![
+            Cidr::parse("192.0.2.10").unwrap(),
+            Cidr::parse("198.51.100.7").unwrap(),
+        ],
         ..SipConfig::default()
     }
 }
@@ -139,6 +144,76 @@ fn tgrp_overrides_the_source_map_and_unknown_trunks_are_refused() {
     );
     let r = reply(h.handle_datagram(&invite("+85291234567", "", "c7"), src("203.0.113.1"), 0));
     assert!(r.starts_with("SIP/2.0 403"), "{r}");
+}
+
+/// RFC 3325's trust domain: a peer outside it cannot choose its trunk with `tgrp` nor its
+/// identity with P-Asserted-Identity; a source in no trunk map entry and not trusted is
+/// refused (403) or ignored, as configured.
+#[test]
+fn only_trusted_peers_choose_trunk_and_identity_and_strangers_are_refused() {
+    let h = handler(config());
+    // 192.0.2.20 is in the international trunk's range but not trusted.
+    let untrusted = src("192.0.2.20");
+    let msg = String::from_utf8(invite("+8613500001111", "", "t1"))
+        .unwrap()
+        .replace(
+            "INVITE sip:+8613912345678@fanzha.invalid;user=phone",
+            "INVITE sip:+8613912345678;tgrp=ic-1;trunk-context=x@fanzha.invalid;user=phone",
+        );
+    let r = reply(h.handle_datagram(msg.as_bytes(), untrusted, 0));
+    assert!(
+        r.starts_with("SIP/2.0 608"),
+        "tgrp ignored: screened as international, our number presented from abroad: {r}"
+    );
+    // A PAI from an untrusted peer does not hide the From that is screened.
+    let r = reply(h.handle_datagram(
+        &invite(
+            "+8613500001111",
+            "P-Asserted-Identity: <tel:+85291234567>\r\n",
+            "t2",
+        ),
+        untrusted,
+        0,
+    ));
+    assert!(r.starts_with("SIP/2.0 608"), "the From is screened: {r}");
+    let r = reply(h.handle_datagram(
+        &invite(
+            "+8613500001111",
+            "P-Asserted-Identity: <tel:+85291234567>\r\n",
+            "t3",
+        ),
+        src("192.0.2.10"),
+        0,
+    ));
+    assert!(
+        r.starts_with("SIP/2.0 302"),
+        "a trusted peer's PAI is the identity: {r}"
+    );
+    // Strangers: 403 by default, nothing under `unknown_source = drop`; OPTIONS too.
+    let stranger = src("203.0.113.9");
+    let r = reply(h.handle_datagram(&invite("+85291234567", "", "t4"), stranger, 0));
+    assert!(
+        r.starts_with("SIP/2.0 403") && r.contains("not a configured peer"),
+        "{r}"
+    );
+    let quiet = handler(SipConfig {
+        unknown_source: UnknownSource::Drop,
+        ..config()
+    });
+    assert!(matches!(
+        quiet.handle_datagram(&invite("+85291234567", "", "t5"), stranger, 0),
+        Outcome::Drop
+    ));
+    // A trusted peer outside the trunk map is heard (its tgrp names the trunk).
+    let relay = handler(SipConfig {
+        trusted: vec![Cidr::parse("10.9.0.0/16").unwrap()],
+        ..config()
+    });
+    let r = reply(relay.handle_datagram(msg.as_bytes(), src("10.9.1.1"), 0));
+    assert!(
+        r.starts_with("SIP/2.0 608"),
+        "ic-1 via tgrp, our own number: {r}"
+    );
 }
 
 #[test]

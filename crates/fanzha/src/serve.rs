@@ -31,6 +31,10 @@ pub struct ServeArgs {
     /// Source address → trunk: CIDR=TRUNK_ID (repeatable).
     #[arg(long = "trunk-map")]
     trunk_map: Vec<String>,
+    /// A trusted SIP peer (RFC 3325 trust domain): its P-Asserted-Identity is believed and
+    /// its tgrp may name the trunk (repeatable CIDR).
+    #[arg(long = "trusted")]
+    trusted: Vec<String>,
     /// Rules in shadow mode (comma-separated).
     #[arg(long)]
     shadow: Option<String>,
@@ -63,6 +67,7 @@ pub fn load_config(args: &ServeArgs) -> Result<ServeConfig, Vec<String>> {
         http: args.http,
         sip: args.sip,
         trunk_map: args.trunk_map.clone(),
+        trusted: args.trusted.clone(),
         shadow: args.shadow.clone(),
         use_603_plus: args.use_603_plus,
         kafka_brokers: args.kafka_brokers.clone(),

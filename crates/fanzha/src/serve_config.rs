@@ -58,6 +58,8 @@ pub struct RawSip {
     pub use_603_plus: Option<Setting<bool>>,
     pub redress_uri: Option<Setting<String>>,
     pub trunk_map: Option<Setting<Vec<String>>>,
+    pub trusted: Option<Setting<Vec<String>>>,
+    pub unknown_source: Option<Setting<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -111,6 +113,7 @@ pub struct Overrides {
     pub http: Option<SocketAddr>,
     pub sip: Option<SocketAddr>,
     pub trunk_map: Vec<String>,
+    pub trusted: Vec<String>,
     pub shadow: Option<String>,
     pub use_603_plus: bool,
     pub kafka_brokers: Option<String>,
@@ -282,6 +285,39 @@ impl RawConfig {
                 Err(msg) => e.push(format!("trunk map: {msg}")),
             }
         }
+        let mut trusted_entries = match self.sip.trusted {
+            None => Vec::new(),
+            Some(Setting(Ok(v))) => v,
+            Some(Setting(Err(_))) => {
+                e.push("sip.trusted must be an array of CIDR strings".into());
+                Vec::new()
+            }
+        };
+        trusted_entries.extend(o.trusted.iter().cloned());
+        let mut trusted = Vec::new();
+        for t in &trusted_entries {
+            match fanzha_sip::Cidr::parse(t) {
+                Ok(c) => trusted.push(c),
+                Err(msg) => e.push(format!("sip.trusted: {msg}")),
+            }
+        }
+        let unknown_source = match self.sip.unknown_source.map(|s| s.0) {
+            None => fanzha_sip::UnknownSource::Reject,
+            Some(Ok(v)) if v == "reject" => fanzha_sip::UnknownSource::Reject,
+            Some(Ok(v)) if v == "drop" => fanzha_sip::UnknownSource::Drop,
+            Some(Ok(v)) => {
+                e.push(format!(
+                    "sip.unknown_source {v:?} is not \"reject\" or \"drop\""
+                ));
+                fanzha_sip::UnknownSource::Reject
+            }
+            Some(Err(v)) => {
+                e.push(format!(
+                    "sip.unknown_source: {v} is not \"reject\" or \"drop\""
+                ));
+                fanzha_sip::UnknownSource::Reject
+            }
+        };
         let shadow_text = match (&o.shadow, self.screening.shadow) {
             (Some(s), _) => s.clone(),
             (None, Some(Setting(Ok(v)))) => v.join(","),
@@ -311,6 +347,8 @@ impl RawConfig {
                 self.sip.redress_uri,
                 "https://fanzha.invalid/redress",
             ),
+            trusted,
+            unknown_source,
         };
         let log_decisions = flag(e, "decisions.enabled", self.decisions.enabled, true);
         let builtin = fanzha_detect::monitor::RulesFile::default;
@@ -583,6 +621,11 @@ mod tests {
             .unwrap();
         assert_eq!(c.sip.to_string(), "0.0.0.0:5060");
         assert_eq!(c.sip_config.trunk_map.len(), 3);
+        assert_eq!(c.sip_config.trusted.len(), 2);
+        assert_eq!(
+            c.sip_config.unknown_source,
+            fanzha_sip::UnknownSource::Reject
+        );
         assert!(c.tls.is_none() && c.monitor.kafka.is_none());
     }
 
@@ -680,6 +723,21 @@ mod tests {
         assert!(e[0].contains("is not plaintext, ssl"), "{e:?}");
         let e = errors("[kafka]\nbrokers = \"k:9092\"\n[monitor]\nenabled = false\n");
         assert_eq!(e, ["kafka is configured but monitor.enabled is false"]);
+    }
+
+    #[test]
+    fn the_trust_domain_and_the_stranger_policy() {
+        let c = RawConfig::parse("[sip]\ntrusted = [\"10.0.0.0/8\"]\nunknown_source = \"drop\"\n")
+            .unwrap()
+            .validate(&Overrides {
+                trusted: vec!["192.0.2.1".into()],
+                ..Overrides::default()
+            })
+            .unwrap();
+        assert_eq!(c.sip_config.trusted.len(), 2);
+        assert_eq!(c.sip_config.unknown_source, fanzha_sip::UnknownSource::Drop);
+        let e = errors("[sip]\ntrusted = [\"10.0.0.0/99\"]\nunknown_source = \"ignore\"\n");
+        assert_eq!(e.len(), 2, "{e:?}");
     }
 
     #[test]
