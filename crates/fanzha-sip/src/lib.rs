@@ -190,15 +190,37 @@ pub struct Handler {
 }
 
 /// Recent answers by transaction, so a retransmitted INVITE gets the same answer and is not
-/// counted twice. Bounded: the oldest are forgotten first.
+/// counted twice. Bounded in entries and in bytes (a 302 repeats the Request-URI, which a
+/// peer may make 60 KiB long): the oldest are forgotten first.
 struct Answered {
     /// Transaction hash → answer. Allocated at full size up front: growing (rehashing)
     /// under the lock stalled every INVITE behind it for milliseconds.
     map: HashMap<u64, Vec<u8>>,
     order: VecDeque<u64>,
+    /// Bytes of the answers held.
+    bytes: usize,
 }
 
 const ANSWERED_MAX: usize = 65_536;
+/// Most bytes of answers the retransmission cache holds.
+pub const ANSWERED_BYTES: usize = 16 << 20;
+
+impl Answered {
+    fn insert(&mut self, key: u64, reply: Vec<u8>) {
+        self.bytes += reply.len();
+        if let Some(old) = self.map.insert(key, reply) {
+            self.bytes -= old.len();
+        } else {
+            self.order.push_back(key);
+        }
+        while self.map.len() > ANSWERED_MAX || self.bytes > ANSWERED_BYTES {
+            let Some(old) = self.order.pop_front() else { break };
+            if let Some(r) = self.map.remove(&old) {
+                self.bytes -= r.len();
+            }
+        }
+    }
+}
 
 fn reason_phrase(code: u16) -> &'static str {
     match code {
@@ -301,8 +323,9 @@ impl Handler {
             log,
             observer,
             answered: Mutex::new(Answered {
-                map: HashMap::new(),
-                order: VecDeque::new(),
+                map: HashMap::with_capacity(ANSWERED_MAX + 1),
+                order: VecDeque::with_capacity(ANSWERED_MAX + 1),
+                bytes: 0,
             }),
         }
     }
@@ -491,14 +514,10 @@ impl Handler {
                 }),
             }
         }
-        let mut answered = self.answered.lock().unwrap_or_else(|p| p.into_inner());
-        if answered.map.len() >= ANSWERED_MAX {
-            if let Some(old) = answered.order.pop_front() {
-                answered.map.remove(&old);
-            }
-        }
-        answered.map.insert(key, reply.clone());
-        answered.order.push_back(key);
+        self.answered
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, reply.clone());
         Outcome::Reply(reply)
     }
 
@@ -659,7 +678,8 @@ fn content_length_exceeds(buf: &[u8]) -> bool {
             let n = n.trim();
             if n.eq_ignore_ascii_case("content-length") || n == "l" {
                 if let Ok(cl) = v.trim().parse::<usize>() {
-                    return buf.len() < head_end + 4 + cl;
+                    // Saturating: a declared length near usize::MAX must not wrap around.
+                    return buf.len() < head_end.saturating_add(4).saturating_add(cl);
                 }
             }
         }
@@ -713,3 +733,36 @@ fn addressable(msg: &[u8]) -> Option<Request<'_>> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod bounds {
+    use super::*;
+
+    #[test]
+    fn the_retransmission_cache_is_bounded_in_bytes() {
+        let mut a = Answered {
+            map: HashMap::new(),
+            order: VecDeque::new(),
+            bytes: 0,
+        };
+        for k in 0..1000u64 {
+            a.insert(k, vec![0u8; 60_000]);
+        }
+        assert!(a.bytes <= ANSWERED_BYTES, "{}", a.bytes);
+        assert_eq!(a.bytes, a.map.values().map(Vec::len).sum::<usize>());
+        assert_eq!(a.map.len(), a.order.len());
+        assert!(a.map.contains_key(&999) && !a.map.contains_key(&0));
+        // A key answered again replaces its answer without a second place in the order.
+        a.insert(999, vec![0u8; 10]);
+        assert_eq!(a.map.len(), a.order.len());
+    }
+
+    #[test]
+    fn a_declared_length_near_the_maximum_does_not_wrap() {
+        let msg = format!(
+            "INVITE sip:x@y SIP/2.0\r\nContent-Length: {}\r\n\r\n",
+            usize::MAX
+        );
+        assert!(content_length_exceeds(msg.as_bytes()), "still waiting for the body");
+    }
+}
