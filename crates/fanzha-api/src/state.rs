@@ -33,6 +33,10 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// The monitor's ingest (`POST /v1/cdr`), when enabled.
     pub monitor: Option<MonitorIngest>,
+    /// How far a call's or call record's time may be ahead of the clock (seconds): counters
+    /// and windows follow trusted time, never a client's future (`[screening]
+    /// max_clock_skew_s`).
+    pub max_clock_skew_s: i64,
 }
 
 impl AppState {

@@ -18,8 +18,8 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use tower::ServiceExt;
 
-/// 2026-11-29T10:00:00+08:00.
-const T0_MS: i64 = 1_795_917_600_000;
+/// 2026-11-30T13:00:00+08:00 (after the calls and call records the tests send).
+const T0_MS: i64 = 1_796_014_800_000;
 
 struct Harness {
     app: Router,
@@ -102,6 +102,7 @@ fn harness_full(
             ))),
             dispose: true,
         }),
+        max_clock_skew_s: 300,
     };
     let root = Caller::local("root");
     let now = now_at(T0_MS);
@@ -243,6 +244,68 @@ async fn ledger_write_is_visible_to_screening_at_once() {
         a.body["rules"],
         json!(["intl-domestic-cli", "number-blocklisted"])
     );
+}
+
+/// R8.1 on trusted time: a call dated in the future is an error, not a verdict, so it can
+/// neither use nor reset today's quota; a call record from the future is refused too.
+#[tokio::test]
+async fn calls_and_records_from_the_future_are_refused() {
+    let h = harness();
+    h.as_role(
+        Role::SystemAdmin,
+        "POST",
+        "/v1/ledger/trunks",
+        "text/csv",
+        TRUNKS,
+    )
+    .await;
+    let call = |ts: &str| {
+        format!(
+            r#"{{"id":"f","ts":"{ts}","trunk":"intl-a","caller":"+85291234567","callee":"13912345678"}}"#
+        )
+    };
+    let a = h
+        .as_role(
+            Role::Gateway,
+            "POST",
+            "/v1/screen",
+            "application/json",
+            &call("2026-12-01T13:00:00+08:00"),
+        )
+        .await;
+    assert!(
+        a.body["error"]
+            .as_str()
+            .unwrap()
+            .contains("ahead of the service's clock"),
+        "{}",
+        a.body
+    );
+    let a = h
+        .as_role(
+            Role::Gateway,
+            "POST",
+            "/v1/screen",
+            "application/json",
+            &call("2026-11-30T13:04:00+08:00"),
+        )
+        .await;
+    assert_eq!(a.body["action"], "allow", "within the skew: {}", a.body);
+    let cdr = "start,caller,callee,duration_s,trunk,imei,cell\n2130-01-01T00:00:00+08:00,+8613500000001,+8613900000000,0,acc-1,,\n2026-11-30T12:00:00+08:00,+8613500000001,+8613900000000,30,acc-1,,\n";
+    let a = h
+        .as_role(Role::Ingest, "POST", "/v1/cdr", "text/csv", cdr)
+        .await;
+    assert_eq!(
+        (a.body["records"].clone(), a.body["bad_records"].clone()),
+        (json!(1), json!(1)),
+        "{}",
+        a.body
+    );
+    assert_eq!(a.body["errors"][0]["line"], 2);
+    assert!(a.body["errors"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("from the future"));
 }
 
 #[tokio::test]
@@ -581,6 +644,7 @@ async fn a_decision_log_that_cannot_write_degrades_health_and_refuses_by_policy(
     );
     // The next day's segment cannot be made.
     std::fs::create_dir(dir.join("seg-000000000002.jsonl")).unwrap();
+    h.clock_ms.store(T0_MS + 86_400_000, Ordering::Relaxed);
     h.as_role(
         Role::Gateway,
         "POST",
@@ -1029,7 +1093,7 @@ async fn the_audit_admin_reads_the_trail_since_a_time() {
         .as_role(
             Role::AuditAdmin,
             "GET",
-            "/v1/audit?since=2026-11-29T10:30:00%2B08:00",
+            "/v1/audit?since=2026-11-30T13:30:00%2B08:00",
             "",
             "",
         )

@@ -88,7 +88,8 @@ impl Disposer for Retrying<'_> {
     }
 }
 
-/// Consumes `source` until `stop` is set: polls up to 1000 records or 100 ms, processes them,
+/// Consumes `source` until `stop` is set: polls up to 1000 records or 100 ms, processes them
+/// (refusing records that start after `not_after()`, the caller's clock plus its skew),
 /// disposes of their alerts, calls `after_batch` (the binary refreshes the screening snapshot
 /// there), then commits. Bad records are counted and logged, never fatal.
 pub fn consume(
@@ -96,6 +97,7 @@ pub fn consume(
     pipeline: Arc<Mutex<Pipeline>>,
     disposer: &mut dyn Disposer,
     after_batch: &mut dyn FnMut(&IngestReport),
+    not_after: &dyn Fn() -> i64,
     stop: &AtomicBool,
 ) -> Result<(), KafkaError> {
     let mut config = ClientConfig::new();
@@ -141,6 +143,7 @@ pub fn consume(
                 stop,
             };
             let mut p = pipeline.lock().unwrap_or_else(|p| p.into_inner());
+            p.set_not_after(not_after());
             p.ingest_messages(owned.iter().map(|(o, v)| (*o, v.as_slice())), &mut retrying)
         };
         let report = match report {

@@ -9,7 +9,9 @@
 #[cfg(feature = "kafka")]
 pub mod kafka;
 
-use fanzha_detect::monitor::{parse_json_record, read_csv, Alert, Cdr, Format, Layout, Monitor};
+use fanzha_detect::monitor::{
+    parse_json_record, read_csv_until, Alert, Cdr, Format, Layout, Monitor,
+};
 use fanzha_ledger::{Actor, Ledger, Store};
 use serde::Serialize;
 use std::sync::{Arc, Mutex};
@@ -108,12 +110,23 @@ pub struct Pipeline {
     /// Start of the latest record seen (unix seconds).
     pub latest: i64,
     raised: Vec<Alert>,
+    /// Records starting after this are refused (the service's clock plus the skew it
+    /// allows); `i64::MAX` for a file the operator chose.
+    not_after: i64,
 }
 
 impl Pipeline {
+    /// Trust records' times no further than `not_after` (unix seconds): the caller sets
+    /// it from its clock before each batch from the network. A record from the future
+    /// would otherwise move every number's windows past their calls and stop eviction.
+    pub fn set_not_after(&mut self, not_after: i64) {
+        self.not_after = not_after;
+    }
+
     /// A pipeline around `monitor`.
     pub fn new(monitor: Monitor) -> Pipeline {
         Pipeline {
+            not_after: i64::MAX,
             monitor,
             records: 0,
             bad_records: 0,
@@ -142,9 +155,10 @@ impl Pipeline {
                 let (monitor, raised, latest) =
                     (&mut self.monitor, &mut self.raised, &mut self.latest);
                 let mut bad = Vec::new();
-                read_csv(
+                read_csv_until(
                     body,
                     format,
+                    self.not_after,
                     |batch| {
                         report.records += batch.len() as u64;
                         *latest = batch.iter().fold(*latest, |t, c| t.max(c.start));
@@ -194,7 +208,7 @@ impl Pipeline {
             match serde_json::from_slice::<serde_json::Value>(line) {
                 Ok(v) => {
                     let mut scratch = Vec::new();
-                    parse_json_record(&v, &mut scratch).map(|c| self.add(&c, report))
+                    parse_json_record(&v, &mut scratch).and_then(|c| self.add(&c, report))
                 }
                 Err(e) => Err(format!("not a JSON record: {e}")),
             }
@@ -204,7 +218,7 @@ impl Pipeline {
                     let fields: Vec<&str> = text.split(',').collect();
                     Layout::canonical(Format::Native)
                         .parse(&fields)
-                        .map(|c| self.add(&c, report))
+                        .and_then(|c| self.add(&c, report))
                 }
                 Err(_) => Err("the record is not UTF-8".into()),
             }
@@ -214,11 +228,18 @@ impl Pipeline {
         }
     }
 
-    fn add(&mut self, c: &Cdr<'_>, report: &mut IngestReport) {
+    fn add(&mut self, c: &Cdr<'_>, report: &mut IngestReport) -> Result<(), String> {
+        if c.start > self.not_after {
+            return Err(fanzha_detect::monitor::future_record(
+                c.start,
+                self.not_after,
+            ));
+        }
         report.records += 1;
         self.latest = self.latest.max(c.start);
         self.monitor
             .add_batch(std::slice::from_ref(c), &mut self.raised);
+        Ok(())
     }
 
     /// The end of a stream (a batch run's last record): the model's look at every number it

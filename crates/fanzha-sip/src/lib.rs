@@ -214,7 +214,9 @@ impl Answered {
             self.order.push_back(key);
         }
         while self.map.len() > ANSWERED_MAX || self.bytes > ANSWERED_BYTES {
-            let Some(old) = self.order.pop_front() else { break };
+            let Some(old) = self.order.pop_front() else {
+                break;
+            };
             if let Some(r) = self.map.remove(&old) {
                 self.bytes -= r.len();
             }
@@ -763,6 +765,9 @@ mod bounds {
             "INVITE sip:x@y SIP/2.0\r\nContent-Length: {}\r\n\r\n",
             usize::MAX
         );
-        assert!(content_length_exceeds(msg.as_bytes()), "still waiting for the body");
+        assert!(
+            content_length_exceeds(msg.as_bytes()),
+            "still waiting for the body"
+        );
     }
 }

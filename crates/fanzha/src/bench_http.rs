@@ -87,6 +87,7 @@ pub fn run(args: HttpArgs) -> Result<ExitCode> {
         metrics: Arc::new(Metrics::default()),
         clock: Arc::new(crate::backend::SystemClock),
         monitor: None,
+        max_clock_skew_s: 300,
     };
     let guarded = fanzha_api::app(state.clone());
     let bare = axum::Router::new()

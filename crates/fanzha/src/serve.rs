@@ -173,6 +173,7 @@ pub fn run(args: ServeArgs, store: &StoreArgs) -> Result<ExitCode> {
             ingest.clone(),
             (ledger.clone(), engine.clone(), metrics.clone()),
             store.clone(),
+            config.max_clock_skew_s,
             kafka_stop.clone(),
         )?),
         _ => None,
@@ -185,6 +186,7 @@ pub fn run(args: ServeArgs, store: &StoreArgs) -> Result<ExitCode> {
         metrics: metrics.clone(),
         clock: Arc::new(crate::backend::SystemClock),
         monitor,
+        max_clock_skew_s: config.max_clock_skew_s,
     };
     // Opened before the runtime starts: the store's client blocks on a runtime of its own.
     let retention_key = store.decisions_key()?;
@@ -321,6 +323,7 @@ fn start_kafka(
     ingest: fanzha_api::MonitorIngest,
     (ledger, engine, metrics): Shared,
     store: StoreArgs,
+    max_clock_skew_s: i64,
     stop: Arc<std::sync::atomic::AtomicBool>,
 ) -> Result<std::thread::JoinHandle<()>> {
     let dispose = ingest.dispose;
@@ -353,6 +356,7 @@ fn start_kafka(
                 ingest.pipeline,
                 disposer.as_mut(),
                 &mut after,
+                &|| chrono::Utc::now().timestamp() + max_clock_skew_s,
                 &stop,
             ) {
                 tracing::error!(%err, "kafka consumer stopped");

@@ -67,6 +67,7 @@ pub struct RawSip {
 pub struct RawScreening {
     pub shadow: Option<Setting<Vec<String>>>,
     pub refresh_ms: Option<Setting<i64>>,
+    pub max_clock_skew_s: Option<Setting<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -147,6 +148,8 @@ pub struct ServeConfig {
     pub sip_config: SipConfig,
     pub shadow: RuleSet,
     pub refresh: Duration,
+    /// How far a call's or call record's time may run ahead of the server's clock.
+    pub max_clock_skew_s: i64,
     pub log_decisions: bool,
     pub retention_days: i64,
     /// Most time between forcing the decision log to disk.
@@ -212,6 +215,13 @@ impl RawConfig {
             _ => None,
         };
         let udp_threads = whole(e, "sip.udp_threads", self.sip.udp_threads, 2, 1..=64) as usize;
+        let max_clock_skew_s = whole(
+            e,
+            "screening.max_clock_skew_s",
+            self.screening.max_clock_skew_s,
+            300,
+            0..=86_400,
+        );
         let refresh_ms = whole(
             e,
             "screening.refresh_ms",
@@ -398,6 +408,7 @@ impl RawConfig {
             sip_config,
             shadow,
             refresh: Duration::from_millis(refresh_ms as u64),
+            max_clock_skew_s,
             log_decisions,
             retention_days,
             decisions_fsync,

@@ -68,6 +68,7 @@ pub async fn ingest(
     blocking(move || {
         let report = {
             let mut pipeline = ingest.pipeline.lock().unwrap_or_else(|p| p.into_inner());
+            pipeline.set_not_after(state.clock.unix_ms() / 1000 + state.max_clock_skew_s);
             let result = if ingest.dispose {
                 let clock = state.clock.clone();
                 let name = format!("fanzha-monitor ({})", caller.name);

@@ -49,6 +49,15 @@ fn screen_one(state: &AppState, v: Value) -> Screened {
     let snapshot = state.engine.snapshot();
     let started = std::time::Instant::now();
     match wire.resolve(&snapshot) {
+        // Quotas count on the calls' own times; a time ahead of the clock would switch
+        // today's off (R8.1), so it is an error, not a verdict.
+        Ok(call) if call.ts > state.clock.unix_ms() / 1000 + state.max_clock_skew_s => Screened::Error {
+            id: wire.id,
+            error: format!(
+                "ts {} is ahead of the service's clock by more than the {} s allowed: counters follow trusted time",
+                wire.ts, state.max_clock_skew_s
+            ),
+        },
         Ok(call) => {
             let verdict = state.engine.decide(&snapshot, &call);
             state

@@ -13,7 +13,9 @@ mod state;
 mod table;
 
 pub use openings::{AgentAlert, Opening, OpeningMonitor, OpeningRule};
-pub use record::{parse_json_record, read_csv, Cdr, Direction, Format, Layout};
+pub use record::{
+    future_record, parse_json_record, read_csv, read_csv_until, Cdr, Direction, Format, Layout,
+};
 pub use state::{Feature, Features, NumberState};
 
 use serde::{Deserialize, Serialize};

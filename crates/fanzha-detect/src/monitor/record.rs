@@ -206,6 +206,27 @@ impl Layout {
 pub fn read_csv(
     data: &[u8],
     format: Format,
+    records: impl FnMut(&[Cdr<'_>]),
+    bad: impl FnMut(u64, String),
+) -> Result<(), String> {
+    read_csv_until(data, format, i64::MAX, records, bad)
+}
+
+/// The reason a record dated after `not_after` is refused.
+pub fn future_record(start: i64, not_after: i64) -> String {
+    format!(
+        "start {start} is {} s after the service's clock allows: a record from the future would \
+         reset the windows of every number, so it is refused",
+        start.saturating_sub(not_after)
+    )
+}
+
+/// [`read_csv`], refusing records that start after `not_after` (unix seconds): a feed's
+/// records are trusted no further than the service's clock (plus the skew it allows).
+pub fn read_csv_until(
+    data: &[u8],
+    format: Format,
+    not_after: i64,
     mut records: impl FnMut(&[Cdr<'_>]),
     mut bad: impl FnMut(u64, String),
 ) -> Result<(), String> {
@@ -237,6 +258,9 @@ pub fn read_csv(
                 Ok(true) => {
                     let owned: Vec<&str> = rec.iter().collect();
                     match layout.parse(&owned) {
+                        Ok(c) if c.start > not_after => {
+                            bad(line_no, future_record(c.start, not_after))
+                        }
                         Ok(c) => records(&[c]),
                         Err(why) => bad(line_no, why),
                     }
@@ -249,6 +273,7 @@ pub fn read_csv(
         fields.clear();
         fields.extend(text.split(','));
         match layout.parse(&fields) {
+            Ok(c) if c.start > not_after => bad(line_no, future_record(c.start, not_after)),
             Ok(c) => batch.push(c),
             Err(why) => bad(line_no, why),
         }
