@@ -90,12 +90,14 @@ pub fn refresh(
 
 /// Makes the monitor's `suspend_and_block` disposals effective in screening at once (a
 /// patched copy of the live snapshot: blocklisted, and suspended where the number is our
-/// card); the refresher's full recompile from the ledger follows. Returns how many numbers
-/// were patched in.
-pub fn block_disposed(engine: &Engine, alerts: &[fanzha_detect::monitor::Alert]) -> usize {
-    let numbers: Vec<fanzha_model::PhoneNumber> = alerts
+/// card); the refresher's full recompile from the ledger follows. Alerts held for a
+/// supervisor are not patched in. Returns how many numbers were.
+pub fn block_disposed(engine: &Engine, report: &fanzha_monitor::IngestReport) -> usize {
+    let numbers: Vec<fanzha_model::PhoneNumber> = report
+        .alerts
         .iter()
         .filter(|a| a.action == "suspend_and_block")
+        .filter(|a| !report.held.iter().any(|h| h.number == a.number))
         .filter_map(|a| fanzha_model::parse(&a.number).ok())
         .collect();
     if !numbers.is_empty() {

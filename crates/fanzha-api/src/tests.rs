@@ -1245,6 +1245,45 @@ async fn call_records_in_disposal_out_and_screening_blocks_at_once() {
         )
         .await;
     assert_eq!(a.body["events"][0]["actor"], "fanzha-monitor (ingest)");
+    // A bursting number on the protected list (a hospital's line) is held for a
+    // supervisor: not blocked, not suspended (R15.3).
+    let protected = "number,owner,reason\n+8613500000002,某医院,急救线路\n";
+    let a = h
+        .as_role(
+            Role::SystemAdmin,
+            "POST",
+            "/v1/ledger/protected_numbers",
+            "text/csv",
+            protected,
+        )
+        .await;
+    assert_eq!(a.body["accepted"], 1, "{}", a.body);
+    let burst = cdr
+        .replace("+8613500000001", "+8613500000002")
+        .replace("2026-11-30T10:00:", "2026-11-30T10:30:");
+    let a = h
+        .as_role(Role::Ingest, "POST", "/v1/cdr", "text/csv", &burst)
+        .await;
+    assert_eq!(a.body["disposals"], 0, "{}", a.body);
+    assert!(
+        a.body["held"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("protected list"),
+        "{}",
+        a.body
+    );
+    let call2 = attempt.replace("+8613500000001", "+8613500000002");
+    let a = h
+        .as_role(
+            Role::Gateway,
+            "POST",
+            "/v1/screen",
+            "application/json",
+            &call2,
+        )
+        .await;
+    assert_eq!(a.body["action"], "allow", "{}", a.body);
     let line = r#"{"start":"2026-11-30T12:00:00+08:00","caller":"+8613500000009","callee":"+8613900000000","duration_s":30}"#;
     let a = h
         .as_role(
@@ -1284,8 +1323,8 @@ async fn call_records_in_disposal_out_and_screening_blocks_at_once() {
         .await;
     let text = a.body.as_str().unwrap();
     assert!(
-        text.contains("fanzha_monitor_records_total{outcome=\"processed\"} 21"),
+        text.contains("fanzha_monitor_records_total{outcome=\"processed\"} 41"),
         "{text}"
     );
-    assert!(text.contains("fanzha_monitor_alerts_total 2"), "{text}");
+    assert!(text.contains("fanzha_monitor_alerts_total 4"), "{text}");
 }

@@ -29,6 +29,7 @@ macro_rules! conformance_suite {
             a_long_import_keeps_limits_and_history_across_batches,
             holders_sharing_a_tag_are_counted_apart,
             sealed_values_are_bound_to_their_record_and_rotate_together,
+            protected_numbers_are_never_disposed_automatically,
             a_card_changing_holder_in_a_large_batch_counts_as_in_file_order);
     };
     (@cases $fresh:expr; $($name:ident),* $(,)?) => {
@@ -865,15 +866,24 @@ pub fn disposal_and_appeal_are_audited<S: Store>(connect: &dyn Fn() -> S) {
             + &sub_row("13700000009", &id, "")
             + &sub_row("13700000010", &id, "")),
     );
+    let evidence = serde_json::json!({"level": "critical", "rules": ["burst-dialling"]});
     let d = l
         .dispose(
             "13700000009",
             "suspend_and_block",
             "burst-dialling",
+            &evidence,
             &actor(),
         )
         .unwrap();
     assert!(d.blocklisted && d.suspended, "{d:?}");
+    assert_eq!(
+        l.get(Kind::Blocklist, "+8613700000009", None)
+            .unwrap()
+            .unwrap()["record"]["evidence"],
+        evidence,
+        "the disposal names its evidence"
+    );
     assert_eq!(
         l.get(Kind::Subscribers, "13700000009", None)
             .unwrap()
@@ -893,6 +903,7 @@ pub fn disposal_and_appeal_are_audited<S: Store>(connect: &dyn Fn() -> S) {
             "13700000009",
             "suspend_and_block",
             "burst-dialling",
+            &evidence,
             &actor()
         )
         .unwrap(),
@@ -903,7 +914,13 @@ pub fn disposal_and_appeal_are_audited<S: Store>(connect: &dyn Fn() -> S) {
     );
     assert_eq!(l.store().version().unwrap(), v);
     let r = l
-        .dispose("13700000010", "reverify", "mass-dialling", &actor())
+        .dispose(
+            "13700000010",
+            "reverify",
+            "mass-dialling",
+            &evidence,
+            &actor(),
+        )
         .unwrap();
     assert!(r.reverify);
     assert_eq!(
@@ -923,6 +940,61 @@ pub fn disposal_and_appeal_are_audited<S: Store>(connect: &dyn Fn() -> S) {
     let h = l.history(Kind::Subscribers, "13700000009").unwrap();
     let commands: Vec<&str> = h.iter().map(|e| e["command"].as_str().unwrap()).collect();
     assert_eq!(commands, ["import", "dispose_suspend", "appeal_unblock"]);
+}
+
+/// R15.3: automatic disposal never blocks or suspends an emergency or short number, an
+/// official number, a registered unit's key-service number or a protected number; the
+/// alert is held on record for a supervisor and the ledger is otherwise unchanged.
+pub fn protected_numbers_are_never_disposed_automatically<S: Store>(connect: &dyn Fn() -> S) {
+    let mut l = ledger(connect);
+    let rep = nth_resident_id(160);
+    let bank = uscc(110000, 160);
+    import(&mut l, Kind::Units, &units_csv(&[(&bank, &rep)]));
+    import(
+        &mut l,
+        Kind::KeyServices,
+        &format!("number,type,unit_uscc,channel,purpose,state\n4008001234,400,{bank},own_store,hotline,active\n"),
+    );
+    import(
+        &mut l,
+        Kind::OfficialNumbers,
+        "number,owner\n010-12345678,公安局\n",
+    );
+    let r = import(
+        &mut l,
+        Kind::ProtectedNumbers,
+        "number,owner,reason\n13700000160,某医院,急救热线\n",
+    );
+    assert_eq!(r.accepted, 1, "{:?}", r.refusals);
+    let evidence = serde_json::json!({"level": "critical"});
+    for (number, why) in [
+        ("110", "emergency"),
+        ("12321", "short"),
+        ("01012345678", "official"),
+        ("4008001234", "key-service"),
+        ("13700000160", "protected"),
+    ] {
+        let v = l.store().version().unwrap();
+        let d = l
+            .dispose(number, "suspend_and_block", "burst", &evidence, &actor())
+            .unwrap();
+        assert!(!d.blocklisted && !d.suspended, "{number}: {d:?}");
+        assert!(
+            d.held.as_deref().unwrap_or("").contains(why),
+            "{number}: {d:?}"
+        );
+        assert!(
+            l.get(Kind::Blocklist, number, None).unwrap().is_none(),
+            "{number}"
+        );
+        assert_eq!(
+            l.store().version().unwrap(),
+            v + 1,
+            "only the held event: {number}"
+        );
+        let h = l.history(Kind::Subscribers, number).unwrap();
+        assert_eq!(h.last().unwrap()["command"], "dispose_held", "{number}");
+    }
 }
 
 /// Holders whose hashes share a tag (what the backends' holder indexes key, see [`holder_tag`])

@@ -32,11 +32,14 @@ pub enum Kind {
     Blocklist,
     /// Industry-shared blacklist of violating units and persons (R25.1).
     Blacklist,
+    /// Numbers automatic disposal never touches (a bank's hotline, a hospital): their
+    /// alerts wait for a supervisor (R15.3). An addition to the contract's twelve kinds.
+    ProtectedNumbers,
 }
 
 impl Kind {
     /// Every kind, in a dependency-respecting import order.
-    pub const ALL: [Kind; 12] = [
+    pub const ALL: [Kind; 13] = [
         Kind::Units,
         Kind::Blacklist,
         Kind::Agents,
@@ -49,6 +52,7 @@ impl Kind {
         Kind::PortedOut,
         Kind::OfficialNumbers,
         Kind::Blocklist,
+        Kind::ProtectedNumbers,
     ];
 
     /// The kind's name as in the CLI and the database.
@@ -66,6 +70,7 @@ impl Kind {
             Kind::OfficialNumbers => "official_numbers",
             Kind::Blocklist => "blocklist",
             Kind::Blacklist => "blacklist",
+            Kind::ProtectedNumbers => "protected_numbers",
         }
     }
 
@@ -128,6 +133,7 @@ impl Kind {
             Kind::NumberBlocks => &["prefix", "holder"],
             Kind::PortedOut => &["msisdn", "recipient"],
             Kind::OfficialNumbers => &["number", "owner"],
+            Kind::ProtectedNumbers => &["number", "owner", "reason"],
             Kind::Blocklist => &["number", "source", "reason", "added_at", "expires_at"],
             Kind::Blacklist => &[
                 "subject_kind",
@@ -155,6 +161,7 @@ impl Kind {
             Kind::NumberBlocks => &["prefix"],
             Kind::PortedOut => &["msisdn"],
             Kind::OfficialNumbers => &["number"],
+            Kind::ProtectedNumbers => &["number"],
             Kind::Blocklist => &["number", "source"],
             Kind::Blacklist => &["subject_kind", "subject_id"],
         }
@@ -175,6 +182,7 @@ impl Kind {
             Kind::OfficialNumbers => "R11.1",
             Kind::Blocklist => "R15.3",
             Kind::Blacklist => "R25.1",
+            Kind::ProtectedNumbers => "R15.3",
         }
     }
 }
@@ -185,9 +193,9 @@ impl fmt::Display for Kind {
     }
 }
 
-/// The error for a kind name that is none of the twelve.
+/// The error for a kind name that is none of the kinds.
 #[derive(Debug, thiserror::Error)]
-#[error("unknown kind {0:?} (one of: units, agents, subscribers, iot_profiles, key_services, trunks, outbound_approvals, number_blocks, ported_out, official_numbers, blocklist, blacklist)")]
+#[error("unknown kind {0:?} (one of: units, agents, subscribers, iot_profiles, key_services, trunks, outbound_approvals, number_blocks, ported_out, official_numbers, blocklist, blacklist, protected_numbers)")]
 pub struct UnknownKind(pub String);
 
 impl FromStr for Kind {

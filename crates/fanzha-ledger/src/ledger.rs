@@ -1265,6 +1265,36 @@ impl<S: Store> Ledger<S> {
     }
 }
 
+/// Why a number is never disposed of automatically, if it is one of those (R15.3): an
+/// emergency or short number, an official (police or government) number, a key-service
+/// number of a registered unit, or a number on the protected list.
+fn protection(tx: &mut dyn Tx, key: &str) -> Result<Option<String>, StoreError> {
+    if let Ok(n) = fanzha_model::parse(key) {
+        let info = n.classify();
+        if info.emergency {
+            return Ok(Some("an emergency number".into()));
+        }
+        if info.kind == fanzha_model::number::NumberKind::Short {
+            return Ok(Some("a short number".into()));
+        }
+    }
+    if let Some(r) = tx.get(Kind::OfficialNumbers, key)? {
+        return Ok(Some(format!("an official number ({})", r.field("owner"))));
+    }
+    if let Some(r) = tx.get(Kind::KeyServices, key)? {
+        if let Some(unit) = r.unit.as_deref().filter(|u| !u.is_empty()) {
+            return Ok(Some(format!("a key-service number of unit {unit}")));
+        }
+    }
+    if let Some(r) = tx.get(Kind::ProtectedNumbers, key)? {
+        return Ok(Some(format!(
+            "on the protected list ({})",
+            r.field("owner")
+        )));
+    }
+    Ok(None)
+}
+
 /// What a disposal did (R15.3, R1).
 #[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
 pub struct Disposal {
@@ -1276,18 +1306,24 @@ pub struct Disposal {
     pub suspended: bool,
     /// Our subscriber marked for second real-name verification.
     pub reverify: bool,
+    /// Not disposed of: the number is protected (why), and the alert waits for a supervisor.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held: Option<String>,
 }
 
 impl<S: Store> Ledger<S> {
     /// Executes a monitor alert's action as ordinary, audited ledger writes:
     /// `suspend_and_block` → blocklist entry (source `detection`) and, for our card, suspension;
     /// `reverify` → our card's real-name status set to `pending` (second verification, R1);
-    /// `watch` → nothing. Idempotent: repeating a disposal writes nothing new.
+    /// `watch` → nothing. Idempotent: repeating a disposal writes nothing new. `evidence`
+    /// (the alert) is kept with the blocklist entry and the card. A protected number (see
+    /// `protection`) is not touched: a `dispose_held` event records the alert instead.
     pub fn dispose(
         &mut self,
         number: &str,
         action: &str,
         reason: &str,
+        evidence: &Value,
         actor: &Actor,
     ) -> Result<Disposal, StoreError> {
         let key = normalise_key(Kind::Subscribers, number, &self.vault);
@@ -1296,8 +1332,23 @@ impl<S: Store> Ledger<S> {
             ..Disposal::default()
         };
         let mut tx = self.store.begin()?;
+        // R15.3: some numbers are never disposed of by a machine; the alert waits for a
+        // supervisor, on record.
+        if let Some(why) = protection(tx.as_mut(), &key)? {
+            tx.append(&event(
+                actor,
+                "dispose_held",
+                Kind::Subscribers,
+                &key,
+                Value::Null,
+                json!({"action": action, "reason": reason, "protected": why, "evidence": evidence}),
+            ))?;
+            tx.commit()?;
+            out.held = Some(why);
+            return Ok(out);
+        }
         if action == "suspend_and_block" {
-            let body = json!({"number": key, "reason": reason, "source": "detection", "added_at": actor.now, "expires_at": ""});
+            let body = json!({"number": key, "reason": reason, "source": "detection", "added_at": actor.now, "expires_at": "", "evidence": evidence});
             let rec = Record {
                 kind: Kind::Blocklist,
                 key: key.clone(),
@@ -1322,6 +1373,7 @@ impl<S: Store> Ledger<S> {
                 "reverify" if card.field("real_name") == "verified" => {
                     if let Some(b) = card.body.as_object_mut() {
                         b.insert("real_name".into(), json!("pending"));
+                        b.insert("reverify_evidence".into(), evidence.clone());
                         b.insert(
                             "reverify_reason".into(),
                             json!(format!("R1 second verification after detection: {reason}")),

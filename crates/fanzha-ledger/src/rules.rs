@@ -89,6 +89,9 @@ pub fn check_row(
         Kind::NumberBlocks => number_block(row),
         Kind::PortedOut => simple_number(row, Kind::PortedOut, "msisdn", &["recipient"]),
         Kind::OfficialNumbers => simple_number(row, Kind::OfficialNumbers, "number", &["owner"]),
+        Kind::ProtectedNumbers => {
+            simple_number(row, Kind::ProtectedNumbers, "number", &["owner", "reason"])
+        }
         Kind::Blocklist => blocklist(row, cx),
         Kind::Blacklist => blacklist(row, cx),
     }
@@ -103,6 +106,7 @@ pub fn normalise_key(kind: Kind, key: &str, vault: &PiiVault) -> String {
         | Kind::KeyServices
         | Kind::PortedOut
         | Kind::OfficialNumbers
+        | Kind::ProtectedNumbers
         | Kind::Blocklist => parse(key)
             .map(|n| n.e164())
             .unwrap_or_else(|_| key.to_string()),
@@ -132,7 +136,9 @@ pub fn hint(kind: Kind, row: &dyn RowFields, vault: &PiiVault) -> (Option<String
         Kind::Units => "uscc",
         Kind::Agents => "agent_id",
         Kind::Subscribers | Kind::IotProfiles | Kind::PortedOut => "msisdn",
-        Kind::KeyServices | Kind::OfficialNumbers | Kind::Blocklist => "number",
+        Kind::KeyServices | Kind::OfficialNumbers | Kind::ProtectedNumbers | Kind::Blocklist => {
+            "number"
+        }
         Kind::Trunks => "trunk_id",
         Kind::OutboundApprovals => "service",
         Kind::NumberBlocks => "prefix",

@@ -72,7 +72,7 @@ impl Disposer for Retrying<'_> {
     fn dispose(
         &mut self,
         alert: &fanzha_detect::monitor::Alert,
-    ) -> Result<bool, fanzha_ledger::StoreError> {
+    ) -> Result<crate::Disposition, fanzha_ledger::StoreError> {
         let mut wait = Duration::from_millis(100);
         loop {
             match self.inner.dispose(alert) {

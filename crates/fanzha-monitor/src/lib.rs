@@ -38,6 +38,66 @@ pub struct IngestReport {
     pub alerts: Vec<Alert>,
     /// Alerts whose disposal changed the ledger.
     pub disposals: u64,
+    /// Alerts not executed automatically, waiting for a supervisor: the number is
+    /// protected, or the auto-disposal policy leaves this level or rule to a person.
+    pub held: Vec<Held>,
+}
+
+/// An alert left for a supervisor.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Held {
+    /// The number.
+    pub number: String,
+    /// The action the alert asked for.
+    pub action: &'static str,
+    /// Why it was not executed.
+    pub reason: String,
+}
+
+/// Which alerts may block and suspend a number with no person deciding (`[monitor]
+/// auto_dispose`): entries `LEVEL` (every rule of that level) or `LEVEL:RULE`. Other
+/// `suspend_and_block` alerts are held for a supervisor; `reverify` and `watch`, which cut
+/// no service, are not affected. Default: `critical` only.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AutoDispose {
+    entries: Vec<(String, Option<String>)>,
+}
+
+impl Default for AutoDispose {
+    fn default() -> AutoDispose {
+        AutoDispose {
+            entries: vec![("critical".into(), None)],
+        }
+    }
+}
+
+impl AutoDispose {
+    /// From `LEVEL` / `LEVEL:RULE` entries; levels are `warning` and `critical`.
+    pub fn parse(entries: &[String]) -> Result<AutoDispose, String> {
+        let mut out = Vec::new();
+        for e in entries {
+            let (level, rule) = match e.split_once(':') {
+                Some((l, r)) => (l.trim(), Some(r.trim().to_string())),
+                None => (e.trim(), None),
+            };
+            if !matches!(level, "warning" | "critical") {
+                return Err(format!("{e:?}: the level is warning or critical"));
+            }
+            out.push((level.to_string(), rule));
+        }
+        Ok(AutoDispose { entries: out })
+    }
+
+    /// Whether `alert` may be executed automatically.
+    pub fn allows(&self, alert: &Alert) -> bool {
+        alert.action != "suspend_and_block"
+            || self.entries.iter().any(|(level, rule)| {
+                level == alert.level
+                    && rule
+                        .as_ref()
+                        .is_none_or(|r| alert.rules.iter().any(|x| x == r))
+            })
+    }
 }
 
 impl IngestReport {
@@ -64,18 +124,29 @@ pub enum IngestError {
     Disposal(#[from] fanzha_ledger::StoreError),
 }
 
+/// What a disposal did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Disposition {
+    /// The ledger changed.
+    Changed,
+    /// Nothing to change (already disposed of, or nothing to do).
+    Unchanged,
+    /// Not executed: the number is protected (why); the alert waits for a supervisor.
+    Held(String),
+}
+
 /// Where alerts go.
 pub trait Disposer {
-    /// Executes the alert's action; `true` when the ledger changed.
-    fn dispose(&mut self, alert: &Alert) -> Result<bool, fanzha_ledger::StoreError>;
+    /// Executes the alert's action.
+    fn dispose(&mut self, alert: &Alert) -> Result<Disposition, fanzha_ledger::StoreError>;
 }
 
 /// Alerts are reported, nothing is executed (`dispose = false`).
 pub struct ReportOnly;
 
 impl Disposer for ReportOnly {
-    fn dispose(&mut self, _: &Alert) -> Result<bool, fanzha_ledger::StoreError> {
-        Ok(false)
+    fn dispose(&mut self, _: &Alert) -> Result<Disposition, fanzha_ledger::StoreError> {
+        Ok(Disposition::Unchanged)
     }
 }
 
@@ -88,11 +159,22 @@ pub struct LedgerDisposer {
 }
 
 impl Disposer for LedgerDisposer {
-    fn dispose(&mut self, alert: &Alert) -> Result<bool, fanzha_ledger::StoreError> {
+    fn dispose(&mut self, alert: &Alert) -> Result<Disposition, fanzha_ledger::StoreError> {
         let actor = (self.actor)();
+        let evidence = serde_json::to_value(alert).unwrap_or_default();
         let mut ledger = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
-        let d = ledger.dispose(&alert.number, alert.action, &alert.rules.join(","), &actor)?;
-        Ok(d.blocklisted || d.suspended || d.reverify)
+        let d = ledger.dispose(
+            &alert.number,
+            alert.action,
+            &alert.rules.join(","),
+            &evidence,
+            &actor,
+        )?;
+        Ok(match d.held {
+            Some(why) => Disposition::Held(why),
+            None if d.blocklisted || d.suspended || d.reverify => Disposition::Changed,
+            None => Disposition::Unchanged,
+        })
     }
 }
 
@@ -113,6 +195,8 @@ pub struct Pipeline {
     /// Records starting after this are refused (the service's clock plus the skew it
     /// allows); `i64::MAX` for a file the operator chose.
     not_after: i64,
+    /// Which alerts block and suspend with no person deciding.
+    auto_dispose: AutoDispose,
 }
 
 impl Pipeline {
@@ -123,10 +207,16 @@ impl Pipeline {
         self.not_after = not_after;
     }
 
+    /// Sets which alerts block and suspend automatically.
+    pub fn set_auto_dispose(&mut self, policy: AutoDispose) {
+        self.auto_dispose = policy;
+    }
+
     /// A pipeline around `monitor`.
     pub fn new(monitor: Monitor) -> Pipeline {
         Pipeline {
             not_after: i64::MAX,
+            auto_dispose: AutoDispose::default(),
             monitor,
             records: 0,
             bad_records: 0,
@@ -264,8 +354,26 @@ impl Pipeline {
         self.bad_records += report.bad_records;
         self.alerts += report.alerts.len() as u64;
         for a in &report.alerts {
-            if disposer.dispose(a)? {
-                report.disposals += 1;
+            if !self.auto_dispose.allows(a) {
+                report.held.push(Held {
+                    number: a.number.clone(),
+                    action: a.action,
+                    reason: format!(
+                        "[monitor] auto_dispose does not execute {} alerts of {} automatically",
+                        a.level,
+                        a.rules.join(",")
+                    ),
+                });
+                continue;
+            }
+            match disposer.dispose(a)? {
+                Disposition::Changed => report.disposals += 1,
+                Disposition::Unchanged => {}
+                Disposition::Held(why) => report.held.push(Held {
+                    number: a.number.clone(),
+                    action: a.action,
+                    reason: format!("the number is {why}"),
+                }),
             }
         }
         self.disposals += report.disposals;
@@ -275,3 +383,36 @@ impl Pipeline {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod policy {
+    use super::*;
+
+    fn alert(level: &'static str, action: &'static str, rule: &str) -> Alert {
+        Alert {
+            number: "+8613500000001".into(),
+            ts: 0,
+            score: 1.0,
+            level,
+            rules: vec![rule.into()],
+            features: Default::default(),
+            action,
+        }
+    }
+
+    #[test]
+    fn by_default_only_critical_alerts_block_without_a_person() {
+        let p = AutoDispose::default();
+        assert!(p.allows(&alert("critical", "suspend_and_block", "burst")));
+        assert!(!p.allows(&alert("warning", "suspend_and_block", "burst")));
+        assert!(
+            p.allows(&alert("warning", "reverify", "burst")),
+            "cuts no service"
+        );
+        let p = AutoDispose::parse(&["warning:sim-box".into()]).unwrap();
+        assert!(p.allows(&alert("warning", "suspend_and_block", "sim-box")));
+        assert!(!p.allows(&alert("warning", "suspend_and_block", "burst")));
+        assert!(!p.allows(&alert("critical", "suspend_and_block", "burst")));
+        assert!(AutoDispose::parse(&["severe".into()]).is_err());
+    }
+}

@@ -398,7 +398,7 @@ impl Province {
             Kind::PortedOut => self.ported_out.iter().map(|p| rec(e164(p), None, None, json!({}))).collect(),
             Kind::OfficialNumbers => self.official.iter().map(|o| rec(e164(o), None, None, json!({}))).collect(),
             Kind::Blocklist => self.blocked.iter().map(|b| rec(e164(b), None, None, json!({"expires_at": ""}))).collect(),
-            Kind::Units | Kind::Agents | Kind::Blacklist => Vec::new(),
+            Kind::Units | Kind::Agents | Kind::Blacklist | Kind::ProtectedNumbers => Vec::new(),
         }
     }
 }

@@ -163,11 +163,22 @@ pub fn run(args: DemoArgs, store: &StoreArgs) -> Result<ExitCode> {
         name: "fanzha-monitor".into(),
         ..demo_store.actor()
     };
+    let auto_dispose = fanzha_monitor::AutoDispose::default();
     for r in &records {
         if let Some(a) = monitor.add(&r.cdr()) {
             alerts_n += 1;
             flagged.insert(a.number.clone());
-            let d = ledger.dispose(&a.number, a.action, &a.rules.join(","), &monitor_actor)?;
+            if !auto_dispose.allows(&a) {
+                continue;
+            }
+            let evidence = serde_json::to_value(&a)?;
+            let d = ledger.dispose(
+                &a.number,
+                a.action,
+                &a.rules.join(","),
+                &evidence,
+                &monitor_actor,
+            )?;
             blocked_n += d.blocklisted as u64;
             suspended_n += d.suspended as u64;
             reverify_n += d.reverify as u64;

@@ -160,7 +160,11 @@ pub fn run(args: ServeArgs, store: &StoreArgs) -> Result<ExitCode> {
                 .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         }
         Some(fanzha_api::MonitorIngest {
-            pipeline: Arc::new(Mutex::new(fanzha_monitor::Pipeline::new(m))),
+            pipeline: Arc::new(Mutex::new({
+                let mut p = fanzha_monitor::Pipeline::new(m);
+                p.set_auto_dispose(config.monitor.auto_dispose.clone());
+                p
+            })),
             dispose: config.monitor.dispose,
         })
     } else {
@@ -348,7 +352,7 @@ fn start_kafka(
                 }
                 if dispose {
                     // At once in screening; the refresher's recompile follows.
-                    fanzha_api::block_disposed(&engine, &r.alerts);
+                    fanzha_api::block_disposed(&engine, r);
                 }
             };
             if let Err(err) = fanzha_monitor::kafka::consume(

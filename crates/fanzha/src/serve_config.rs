@@ -91,6 +91,7 @@ pub struct RawAudit {
 pub struct RawMonitor {
     pub enabled: Option<Setting<bool>>,
     pub dispose: Option<Setting<bool>>,
+    pub auto_dispose: Option<Setting<Vec<String>>>,
     pub rules: Option<Setting<String>>,
     pub model: Option<Setting<String>>,
 }
@@ -135,6 +136,8 @@ pub struct MonitorConfig {
     pub model: Option<PathBuf>,
     /// The Kafka source, if any.
     pub kafka: Option<fanzha_monitor::kafka::KafkaSource>,
+    /// Which alerts block and suspend with no person deciding.
+    pub auto_dispose: fanzha_monitor::AutoDispose,
 }
 
 /// The validated configuration.
@@ -387,12 +390,26 @@ impl RawConfig {
             }
         };
         let kafka = kafka(e, self.kafka, o);
+        let auto_dispose = match self.monitor.auto_dispose {
+            None => fanzha_monitor::AutoDispose::default(),
+            Some(Setting(Ok(v))) => fanzha_monitor::AutoDispose::parse(&v).unwrap_or_else(|err| {
+                e.push(format!("monitor.auto_dispose: {err}"));
+                fanzha_monitor::AutoDispose::default()
+            }),
+            Some(Setting(Err(_))) => {
+                e.push(
+                    "monitor.auto_dispose must be an array of \"LEVEL\" or \"LEVEL:RULE\"".into(),
+                );
+                fanzha_monitor::AutoDispose::default()
+            }
+        };
         let monitor = MonitorConfig {
             enabled: flag(e, "monitor.enabled", self.monitor.enabled, true),
             dispose: flag(e, "monitor.dispose", self.monitor.dispose, true),
             rules,
             model,
             kafka,
+            auto_dispose,
         };
         if monitor.kafka.is_some() && !monitor.enabled {
             e.push("kafka is configured but monitor.enabled is false".into());

@@ -29,6 +29,8 @@ pub struct IngestResponse {
     errors: Vec<fanzha_monitor::BadRecord>,
     alerts: Vec<Alert>,
     disposals: u64,
+    /// Alerts left for a supervisor (a protected number, or the auto-disposal policy).
+    held: Vec<fanzha_monitor::Held>,
     generation: u64,
 }
 
@@ -109,7 +111,7 @@ pub async fn ingest(
         // Blocked in screening before the answer returns; the refresher recompiles from the
         // ledger (now one version ahead) in the background.
         if ingest.dispose {
-            block_disposed(&state.engine, &report.alerts);
+            block_disposed(&state.engine, &report);
         }
         Ok(Json(IngestResponse {
             records: report.records,
@@ -117,6 +119,7 @@ pub async fn ingest(
             errors: report.errors,
             alerts: report.alerts,
             disposals: report.disposals,
+            held: report.held,
             generation: state.engine.snapshot().generation,
         }))
     })
