@@ -37,6 +37,8 @@ pub struct AppState {
     /// and windows follow trusted time, never a client's future (`[screening]
     /// max_clock_skew_s`).
     pub max_clock_skew_s: i64,
+    /// The most time a request may take before it is answered 503 `timeout`.
+    pub request_timeout: std::time::Duration,
 }
 
 impl AppState {

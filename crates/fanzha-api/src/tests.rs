@@ -103,6 +103,7 @@ fn harness_full(
             dispose: true,
         }),
         max_clock_skew_s: 300,
+        request_timeout: std::time::Duration::from_secs(30),
     };
     let root = Caller::local("root");
     let now = now_at(T0_MS);
@@ -306,6 +307,58 @@ async fn calls_and_records_from_the_future_are_refused() {
         .as_str()
         .unwrap()
         .contains("from the future"));
+}
+
+/// Bodies are limited per route and refused before they are read; the credential is
+/// checked before the body either way.
+#[tokio::test]
+async fn request_bodies_are_limited_per_route() {
+    let h = harness();
+    let big = format!("[{}]", vec!["{}"; 1_500_000].join(","));
+    assert!(big.len() > 4 << 20);
+    let a = h
+        .as_role(
+            Role::Gateway,
+            "POST",
+            "/v1/screen",
+            "application/json",
+            &big,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE);
+    let a = h
+        .call("POST", "/v1/screen", None, "application/json", &big)
+        .await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    let form = format!(
+        r#"{{"role":"analyst","kind":"token","name":"{}"}}"#,
+        "x".repeat(70_000)
+    );
+    let a = h
+        .as_role(
+            Role::SecurityAdmin,
+            "POST",
+            "/v1/principals",
+            "application/json",
+            &form,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE);
+    // A batch of calls past the inline size runs on the blocking pool, answered in order.
+    let calls: Vec<String> = (0..40)
+        .map(|i| format!(r#"{{"id":"b{i}","ts":"2026-11-30T09:00:00+08:00","trunk":"none","caller":"+85291234567","callee":"13912345678"}}"#))
+        .collect();
+    let a = h
+        .as_role(
+            Role::Gateway,
+            "POST",
+            "/v1/screen",
+            "application/json",
+            &format!("[{}]", calls.join(",")),
+        )
+        .await;
+    assert_eq!(a.body.as_array().unwrap().len(), 40);
+    assert_eq!(a.body[39]["id"], "b39");
 }
 
 #[tokio::test]

@@ -88,6 +88,7 @@ pub fn run(args: HttpArgs) -> Result<ExitCode> {
         clock: Arc::new(crate::backend::SystemClock),
         monitor: None,
         max_clock_skew_s: 300,
+        request_timeout: std::time::Duration::from_secs(30),
     };
     let guarded = fanzha_api::app(state.clone());
     let bare = axum::Router::new()

@@ -191,6 +191,7 @@ pub fn run(args: ServeArgs, store: &StoreArgs) -> Result<ExitCode> {
         clock: Arc::new(crate::backend::SystemClock),
         monitor,
         max_clock_skew_s: config.max_clock_skew_s,
+        request_timeout: config.request_timeout,
     };
     // Opened before the runtime starts: the store's client blocks on a runtime of its own.
     let retention_key = store.decisions_key()?;

@@ -45,6 +45,7 @@ pub struct RawConfig {
 #[serde(default)]
 pub struct RawHttp {
     pub listen: Option<Setting<String>>,
+    pub request_timeout_ms: Option<Setting<i64>>,
     pub tls_cert: Option<Setting<String>>,
     pub tls_key: Option<Setting<String>>,
 }
@@ -146,6 +147,8 @@ pub struct ServeConfig {
     pub http: SocketAddr,
     /// HTTPS: certificate chain and private key (PEM).
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// The most time an HTTP request may take.
+    pub request_timeout: Duration,
     pub sip: SocketAddr,
     pub udp_threads: usize,
     pub sip_config: SipConfig,
@@ -218,6 +221,13 @@ impl RawConfig {
             _ => None,
         };
         let udp_threads = whole(e, "sip.udp_threads", self.sip.udp_threads, 2, 1..=64) as usize;
+        let request_timeout = Duration::from_millis(whole(
+            e,
+            "http.request_timeout_ms",
+            self.http.request_timeout_ms,
+            30_000,
+            100..=600_000,
+        ) as u64);
         let max_clock_skew_s = whole(
             e,
             "screening.max_clock_skew_s",
@@ -420,6 +430,7 @@ impl RawConfig {
         Ok(ServeConfig {
             http,
             tls,
+            request_timeout,
             sip,
             udp_threads,
             sip_config,

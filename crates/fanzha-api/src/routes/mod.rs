@@ -209,6 +209,20 @@ pub fn table() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
     ]
 }
 
+impl RouteSpec {
+    /// The most bytes a request body may have on this route: bulk ledger writes and call
+    /// record batches are large, a batch of calls smaller, everything else small. Larger
+    /// bodies are refused with 413 before they are read.
+    pub fn body_limit(&self) -> usize {
+        match (self.method.as_str(), self.path) {
+            ("POST", "/v1/ledger/{kind}") => 256 << 20,
+            ("POST", "/v1/cdr") => 64 << 20,
+            ("POST", "/v1/screen") => 4 << 20,
+            _ => 64 << 10,
+        }
+    }
+}
+
 /// The routes without their handlers.
 pub fn specs() -> Vec<RouteSpec> {
     table().into_iter().map(|(s, _)| s).collect()
@@ -218,6 +232,7 @@ pub fn specs() -> Vec<RouteSpec> {
 pub fn app(state: AppState) -> Router {
     let mut router = Router::new();
     for (spec, handler) in table() {
+        let handler = handler.layer(axum::extract::DefaultBodyLimit::max(spec.body_limit()));
         let handler = match spec.permission {
             Some(p) => handler.route_layer(axum::middleware::from_fn_with_state(
                 state.clone(),
@@ -227,7 +242,30 @@ pub fn app(state: AppState) -> Router {
         };
         router = router.route(spec.path, handler);
     }
+    let timeout = state.request_timeout;
     router
         .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .layer(axum::middleware::from_fn(move |req, next| {
+            within(timeout, req, next)
+        }))
         .with_state(state)
+}
+
+/// Answers 503 `timeout` when a request takes longer than `limit` (blocking work it started
+/// finishes on its own; the client is not kept waiting).
+async fn within(
+    limit: std::time::Duration,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
+            format!("the request took longer than {} ms", limit.as_millis()),
+        )
+        .into_response(),
+    }
 }

@@ -109,6 +109,7 @@ pub fn document(routes: &[RouteSpec]) -> Value {
             .cloned()
             .unwrap_or_else(|| json!({"responses": {"200": {"description": "OK"}}}));
         op["summary"] = json!(r.summary);
+        op["x-fanzha-body-limit"] = json!(r.body_limit());
         match r.permission {
             None => op["security"] = json!([]),
             Some(p) => {
