@@ -71,6 +71,38 @@ pub struct Context<'a> {
     pub now: &'a str,
 }
 
+/// The most characters a field of `kind` may hold: lists (numbers, patterns, windows,
+/// addresses) 64 Ki, free text 1 Ki, everything else (identifiers, numbers, names, codes,
+/// times) 256. A longer field refuses its row, naming the field.
+pub fn field_limit(kind: Kind, column: &str) -> usize {
+    match (kind, column) {
+        (Kind::Trunks, "contracted_numbers")
+        | (Kind::OutboundApprovals, "allowed_callers" | "windows")
+        | (Kind::IotProfiles, "allowed_callees" | "allowed_ips") => 64 * 1024,
+        (_, "reason" | "purpose" | "name" | "owner" | "holder") => 1024,
+        _ => 256,
+    }
+}
+
+/// Every field of the row within its limit ([`field_limit`]).
+fn check_lengths(kind: Kind, row: &dyn RowFields) -> Checked<()> {
+    for &col in kind.columns() {
+        let max = field_limit(kind, col);
+        let v = row.get(col);
+        // Bytes bound characters from above: count characters only when it may matter.
+        if v.len() > max {
+            let n = v.chars().count();
+            if n > max {
+                return refuse(
+                    kind.requirement(),
+                    format!("{col} is {n} characters long; at most {max} are accepted"),
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Checks a row of `kind` and returns the record to store.
 pub fn check_row(
     kind: Kind,
@@ -78,6 +110,7 @@ pub fn check_row(
     tx: &mut dyn Tx,
     cx: &Context<'_>,
 ) -> Result<Record, Reject> {
+    check_lengths(kind, row)?;
     match kind {
         Kind::Units => unit(row, cx),
         Kind::Agents => agent(row, tx),
@@ -637,6 +670,7 @@ struct SubscriberHead {
 
 /// The checks before the agent lookup; the agent to look up.
 fn subscriber_head(row: &dyn RowFields, cx: &Context<'_>) -> Checked<SubscriberHead> {
+    check_lengths(Kind::Subscribers, row)?;
     let req = "R2.2";
     let msisdn = valid_number(required(row, "msisdn", req)?, "msisdn", req)?;
     let kind = one_of(row, "kind", &["mobile", "iot"], None, req)?;
@@ -1284,6 +1318,31 @@ mod tests {
         assert_eq!(serde_json::to_string(&value).unwrap(), text);
         assert!(value.get("holder_name_enc").is_none());
         assert_eq!(value["holder_id_enc"], "00ff");
+    }
+
+    /// A field past its limit refuses the row and names the field (a 50 MB unit name was
+    /// accepted before).
+    #[test]
+    fn fields_have_maximum_lengths() {
+        let big = "名".repeat(1025);
+        let row: Map<String, Value> = [
+            ("uscc", "91110000100000000X"),
+            ("name", big.as_str()),
+            ("kind", "enterprise"),
+            ("legal_rep_id", "110102199101010078"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), json!(v)))
+        .collect();
+        let Err(Reject::Refused(r)) = check_lengths(Kind::Units, &row) else {
+            panic!("a 1025-character name is refused");
+        };
+        assert_eq!(
+            r.reason,
+            "name is 1025 characters long; at most 1024 are accepted"
+        );
+        assert_eq!(field_limit(Kind::Trunks, "contracted_numbers"), 65536);
+        assert_eq!(field_limit(Kind::Subscribers, "msisdn"), 256);
     }
 
     /// A refusal never repeats an ID number in clear, whatever column it was put in: here

@@ -103,7 +103,20 @@ pub enum CallError {
     /// An IMEI with fewer than 14 digits.
     #[error("imei {0:?} is not an IMEI")]
     Imei(String),
+    /// A field longer than any value of it can be.
+    #[error("{field} is {len} bytes long; at most {max} are accepted")]
+    TooLong {
+        /// Field.
+        field: &'static str,
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
 }
+
+/// The most bytes a call attempt's text field may hold.
+pub const MAX_CALL_FIELD: usize = 256;
 
 impl CallWire {
     /// Parses one JSON line.
@@ -116,6 +129,26 @@ impl CallWire {
 
     /// Normalises against a snapshot's trunks.
     pub fn resolve(&self, s: &Snapshot) -> Result<CallAttempt, CallError> {
+        for (field, v) in [
+            ("ts", &self.ts),
+            ("trunk", &self.trunk),
+            ("caller", &self.caller),
+            ("presentation", &self.presentation),
+            ("callee", &self.callee),
+            ("generic_number", &self.generic_number),
+            ("diversion", &self.diversion),
+            ("service", &self.service),
+            ("imsi", &self.imsi),
+            ("imei", &self.imei),
+        ] {
+            if v.len() > MAX_CALL_FIELD {
+                return Err(CallError::TooLong {
+                    field,
+                    len: v.len(),
+                    max: MAX_CALL_FIELD,
+                });
+            }
+        }
         if self.ts.trim().is_empty() {
             return Err(CallError::Time("missing".into()));
         }
@@ -170,4 +203,24 @@ pub fn parse_rule_list(s: &str) -> Result<fanzha_policy::RuleSet, String> {
         .filter(|r| !r.is_empty())
         .map(|r| RuleId::parse(r).ok_or_else(|| format!("unknown rule {r:?}")))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_field_past_its_limit_is_an_error_naming_it() {
+        let w = CallWire {
+            ts: "2026-11-30T10:00:00+08:00".into(),
+            trunk: "t".into(),
+            caller: "1".repeat(MAX_CALL_FIELD + 1),
+            ..CallWire::default()
+        };
+        let e = w.resolve(&Snapshot::new(0)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "caller is 257 bytes long; at most 256 are accepted"
+        );
+    }
 }

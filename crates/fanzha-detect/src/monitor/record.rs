@@ -92,6 +92,9 @@ pub struct Layout {
     index: [Option<usize>; 8],
 }
 
+/// The most bytes one field of a call record may hold (numbers, hashes, cells, trunks).
+pub const MAX_RECORD_FIELD: usize = 256;
+
 impl Layout {
     /// The layout of `header` (names trimmed, case-insensitive). Errors name every required
     /// column that is missing.
@@ -142,6 +145,12 @@ impl Layout {
 
     /// Parses one row (fields as split from the line).
     pub fn parse<'a>(&self, fields: &[&'a str]) -> Result<Cdr<'a>, String> {
+        if let Some(long) = fields.iter().find(|f| f.len() > MAX_RECORD_FIELD) {
+            return Err(format!(
+                "a field is {} bytes long; at most {MAX_RECORD_FIELD} are accepted",
+                long.len()
+            ));
+        }
         let get = |slot: usize| {
             self.index[slot]
                 .and_then(|i| fields.get(i))
@@ -359,6 +368,23 @@ mod tests {
         assert!(errors[0].1.contains("RFC 3339"));
         assert_eq!(errors[1], (4, "caller is missing".into()));
         assert_eq!(errors[2], (5, "duration_s is not a number".into()));
+    }
+
+    #[test]
+    fn a_field_past_its_limit_is_a_bad_record() {
+        let long = "1".repeat(MAX_RECORD_FIELD + 1);
+        let data = format!("start,caller,callee,duration_s\n2026-11-30T10:00:00+08:00,{long},13900000000,0\n2026-11-30T10:00:01+08:00,13500000001,13900000000,0\n");
+        let (mut ok, mut bad) = (0, Vec::new());
+        read_csv(
+            data.as_bytes(),
+            Format::Native,
+            |b| ok += b.len(),
+            |line, why| bad.push((line, why)),
+        )
+        .unwrap();
+        assert_eq!(ok, 1);
+        assert_eq!(bad[0].0, 2);
+        assert!(bad[0].1.contains("at most 256"), "{bad:?}");
     }
 
     #[test]
