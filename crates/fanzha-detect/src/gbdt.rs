@@ -411,6 +411,46 @@ impl Model {
         model
     }
 
+    /// Checks a model read from a file: every split names one of its features, every child
+    /// index is inside its tree and after its parent (so a walk always ends: no cycle), and
+    /// every value is a number. A bad file is an error, never a panic or a hang.
+    pub fn validate(&self) -> Result<(), String> {
+        if !self.base.is_finite() {
+            return Err("the base score is not a number".into());
+        }
+        if !(0.0..=1.0).contains(&self.threshold) {
+            return Err(format!("threshold {} is not a probability", self.threshold));
+        }
+        let features = self.features.len();
+        for (ti, tree) in self.trees.iter().enumerate() {
+            if tree.nodes.is_empty() {
+                return Err(format!("tree {ti} has no nodes"));
+            }
+            for (ni, n) in tree.nodes.iter().enumerate() {
+                let at = || format!("tree {ti} node {ni}");
+                if n.f == LEAF {
+                    if !n.v.is_finite() {
+                        return Err(format!("{}: the leaf value is not a number", at()));
+                    }
+                    continue;
+                }
+                if n.f as usize >= features {
+                    return Err(format!("{}: splits on feature {} of {features}", at(), n.f));
+                }
+                for child in [n.l, n.r] {
+                    if child as usize >= tree.nodes.len() || child as usize <= ni {
+                        return Err(format!(
+                            "{}: child {child} is not a later node of the tree (of {})",
+                            at(),
+                            tree.nodes.len()
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Fraud probability of one row (in the model's feature order).
     pub fn predict(&self, row: &[f32]) -> f64 {
         let raw = self.base + self.trees.iter().map(|t| t.predict(row)).sum::<f32>();
@@ -463,5 +503,57 @@ mod tests {
         let json = serde_json::to_string(&m).unwrap();
         let back: Model = serde_json::from_str(&json).unwrap();
         assert_eq!(back.score(&t), m.score(&t));
+        assert_eq!(back.validate(), Ok(()));
+    }
+
+    /// A model file with a feature index out of range, a child out of range or a cycle is
+    /// refused by `validate` (scoring it would panic or never end).
+    #[test]
+    fn a_bad_model_file_is_refused() {
+        let leaf = |v| Node {
+            f: LEAF,
+            t: 0.0,
+            ml: false,
+            l: 0,
+            r: 0,
+            v,
+        };
+        let split = |f, l, r| Node {
+            f,
+            t: 1.0,
+            ml: true,
+            l,
+            r,
+            v: 0.0,
+        };
+        let model = |nodes: Vec<Node>| Model {
+            format: "fanzha-gbdt-1".into(),
+            features: vec!["a".into(), "b".into()],
+            base: 0.0,
+            trees: vec![Tree { nodes }],
+            threshold: 0.5,
+            params: Params::default(),
+            cv: None,
+        };
+        assert_eq!(
+            model(vec![split(1, 1, 2), leaf(0.1), leaf(0.2)]).validate(),
+            Ok(())
+        );
+        let e = model(vec![split(7, 1, 2), leaf(0.1), leaf(0.2)])
+            .validate()
+            .unwrap_err();
+        assert!(e.contains("feature 7 of 2"), "{e}");
+        let e = model(vec![split(0, 1, 9), leaf(0.1)])
+            .validate()
+            .unwrap_err();
+        assert!(e.contains("child 9"), "{e}");
+        let e = model(vec![split(0, 0, 1), leaf(0.1)])
+            .validate()
+            .unwrap_err();
+        assert!(e.contains("child 0"), "a cycle: {e}");
+        let e = model(vec![]).validate().unwrap_err();
+        assert!(e.contains("no nodes"), "{e}");
+        let e = model(vec![leaf(f32::NAN)]).validate().unwrap_err();
+        assert!(e.contains("not a number"), "{e}");
     }
 }

@@ -80,6 +80,8 @@ pub fn load(path: &Path) -> Result<Model> {
         "unsupported model format {:?}",
         m.format
     );
+    m.validate()
+        .map_err(|e| anyhow::anyhow!("{} is not a usable model: {e}", path.display()))?;
     Ok(m)
 }
 

@@ -479,6 +479,7 @@ impl Monitor {
     /// with rule `model`. Model features the monitor does not compute are missing. Errs
     /// when the model uses none of the monitor's features.
     pub fn set_model(&mut self, model: crate::Model) -> Result<(), String> {
+        model.validate()?;
         let online = OnlineModel::new(model);
         if online.inputs.iter().all(Option::is_none) {
             return Err(format!(
