@@ -149,7 +149,7 @@ pub fn run(args: ServeArgs, store: &StoreArgs) -> Result<ExitCode> {
         log.clone(),
         Some(metrics.clone()),
     ));
-    let sip = Server::start(config.sip, handler, config.udp_threads)
+    let sip = Server::start_with(config.sip, handler, config.udp_threads, config.tcp_limits)
         .with_context(|| format!("bind SIP {}", config.sip))?;
     let ledger = Arc::new(Mutex::new(ledger));
     let monitor = if config.monitor.enabled {

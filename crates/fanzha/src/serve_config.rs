@@ -61,6 +61,9 @@ pub struct RawSip {
     pub trunk_map: Option<Setting<Vec<String>>>,
     pub trusted: Option<Setting<Vec<String>>>,
     pub unknown_source: Option<Setting<String>>,
+    pub tcp_max_connections: Option<Setting<i64>>,
+    pub tcp_max_per_source: Option<Setting<i64>>,
+    pub tcp_idle_s: Option<Setting<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -151,6 +154,8 @@ pub struct ServeConfig {
     pub request_timeout: Duration,
     pub sip: SocketAddr,
     pub udp_threads: usize,
+    /// SIP over TCP: connection caps and timeouts.
+    pub tcp_limits: fanzha_sip::server::TcpLimits,
     pub sip_config: SipConfig,
     pub shadow: RuleSet,
     pub refresh: Duration,
@@ -221,6 +226,31 @@ impl RawConfig {
             _ => None,
         };
         let udp_threads = whole(e, "sip.udp_threads", self.sip.udp_threads, 2, 1..=64) as usize;
+        let tcp_defaults = fanzha_sip::server::TcpLimits::default();
+        let tcp_limits = fanzha_sip::server::TcpLimits {
+            max_connections: whole(
+                e,
+                "sip.tcp_max_connections",
+                self.sip.tcp_max_connections,
+                tcp_defaults.max_connections as i64,
+                1..=100_000,
+            ) as usize,
+            max_per_source: whole(
+                e,
+                "sip.tcp_max_per_source",
+                self.sip.tcp_max_per_source,
+                tcp_defaults.max_per_source as i64,
+                1..=100_000,
+            ) as usize,
+            idle: Duration::from_secs(whole(
+                e,
+                "sip.tcp_idle_s",
+                self.sip.tcp_idle_s,
+                tcp_defaults.idle.as_secs() as i64,
+                1..=86_400,
+            ) as u64),
+            ..tcp_defaults
+        };
         let request_timeout = Duration::from_millis(whole(
             e,
             "http.request_timeout_ms",
@@ -433,6 +463,7 @@ impl RawConfig {
             request_timeout,
             sip,
             udp_threads,
+            tcp_limits,
             sip_config,
             shadow,
             refresh: Duration::from_millis(refresh_ms as u64),
