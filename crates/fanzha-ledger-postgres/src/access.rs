@@ -71,6 +71,8 @@ fn to_audit(r: &Row) -> AuditRecord {
 
 impl AccessStore for PgStore {
     fn add_principal(&mut self, p: &Principal) -> Result<(), AccessError> {
+        self.ensure_connected()
+            .map_err(|e| AccessError::Database(e.to_string()))?;
         let failed = p.failed_logins.min(i32::MAX as u32) as i32;
         let n = self
             .db()
@@ -103,6 +105,8 @@ impl AccessStore for PgStore {
     }
 
     fn principal(&mut self, name: &str) -> Result<Option<Principal>, AccessError> {
+        self.ensure_connected()
+            .map_err(|e| AccessError::Database(e.to_string()))?;
         self.db()
             .query_opt(
                 &format!("SELECT {PRINCIPAL_COLUMNS} FROM principals WHERE name = $1"),
@@ -114,6 +118,8 @@ impl AccessStore for PgStore {
     }
 
     fn principals(&mut self) -> Result<Vec<Principal>, AccessError> {
+        self.ensure_connected()
+            .map_err(|e| AccessError::Database(e.to_string()))?;
         self.db()
             .query(
                 &format!("SELECT {PRINCIPAL_COLUMNS} FROM principals ORDER BY name"),
@@ -126,6 +132,8 @@ impl AccessStore for PgStore {
     }
 
     fn revoke(&mut self, name: &str, at: i64) -> Result<bool, AccessError> {
+        self.ensure_connected()
+            .map_err(|e| AccessError::Database(e.to_string()))?;
         let n = self
             .db()
             .execute(
@@ -138,6 +146,8 @@ impl AccessStore for PgStore {
     }
 
     fn set_role(&mut self, name: &str, role: Role) -> Result<bool, AccessError> {
+        self.ensure_connected()
+            .map_err(|e| AccessError::Database(e.to_string()))?;
         let n = self
             .db()
             .execute(
@@ -149,6 +159,8 @@ impl AccessStore for PgStore {
     }
 
     fn set_totp(&mut self, name: &str, totp_sealed: &str) -> Result<bool, AccessError> {
+        self.ensure_connected()
+            .map_err(|e| AccessError::Database(e.to_string()))?;
         let n = self
             .db()
             .execute(
@@ -165,6 +177,8 @@ impl AccessStore for PgStore {
         failed_logins: u32,
         locked_until: Option<i64>,
     ) -> Result<(), AccessError> {
+        self.ensure_connected()
+            .map_err(|e| AccessError::Database(e.to_string()))?;
         let failed = failed_logins.min(i32::MAX as u32) as i32;
         self.db()
             .execute(
@@ -177,6 +191,8 @@ impl AccessStore for PgStore {
     }
 
     fn access_version(&mut self) -> Result<i64, AccessError> {
+        self.ensure_connected()
+            .map_err(|e| AccessError::Database(e.to_string()))?;
         let row = self
             .db()
             .query_one(
@@ -192,6 +208,8 @@ impl AccessStore for PgStore {
         _entry: &AuditEntry,
         chain: &dyn Fn(i64, &str) -> AuditRecord,
     ) -> Result<AuditRecord, AccessError> {
+        self.ensure_connected()
+            .map_err(|e| AccessError::Database(e.to_string()))?;
         let rt = self
             .rt
             .as_ref()
@@ -238,6 +256,8 @@ impl AccessStore for PgStore {
         since_ms: i64,
         limit: usize,
     ) -> Result<Vec<AuditRecord>, AccessError> {
+        self.ensure_connected()
+            .map_err(|e| AccessError::Database(e.to_string()))?;
         let limit = limit.min(i64::MAX as usize) as i64;
         Ok(self
             .db()
@@ -255,6 +275,8 @@ impl AccessStore for PgStore {
     }
 
     fn setting(&mut self, name: &str) -> Result<Option<String>, AccessError> {
+        self.ensure_connected()
+            .map_err(|e| AccessError::Database(e.to_string()))?;
         Ok(self
             .db()
             .query_opt("SELECT value FROM settings WHERE name = $1", &[&name])
@@ -263,6 +285,8 @@ impl AccessStore for PgStore {
     }
 
     fn set_setting(&mut self, name: &str, value: &str) -> Result<(), AccessError> {
+        self.ensure_connected()
+            .map_err(|e| AccessError::Database(e.to_string()))?;
         self.db()
             .execute(
                 "INSERT INTO settings(name, value) VALUES ($1, $2) \

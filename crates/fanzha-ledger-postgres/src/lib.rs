@@ -297,6 +297,8 @@ pub struct PgStore {
     schema: Option<String>,
     /// The runtime of the client's connection; None only in `drop`.
     rt: Option<Runtime>,
+    /// After the server went away: when to try again, and the wait after that.
+    retry: Option<(std::time::Instant, std::time::Duration)>,
 }
 
 impl Drop for PgStore {
@@ -386,6 +388,21 @@ impl PgStore {
         Self::connect_in_schema(url, None)
     }
 
+    /// Ends the server sessions whose `application_name` is `app` (as an administrator or
+    /// a restart would); how many. For fault-injection tests and the soak script.
+    pub fn terminate_sessions_of(&mut self, app: &str) -> Result<u64, StoreError> {
+        self.ensure_connected()?;
+        let rows = self
+            .db()
+            .query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE application_name = $1 AND pid <> pg_backend_pid()",
+                &[&app],
+            )
+            .map_err(db_error)?;
+        Ok(rows.len() as u64)
+    }
+
     /// Whether this connection is encrypted (TLS), as the server sees it.
     pub fn encrypted(&mut self) -> Result<bool, StoreError> {
         let row = self
@@ -415,17 +432,12 @@ impl PgStore {
     /// As [`PgStore::connect`], with every table in `schema` (created if needed): how the
     /// tests give each case an empty ledger in one server.
     pub fn connect_in_schema(url: &str, schema: Option<&str>) -> Result<PgStore, StoreError> {
-        let (mut client, rt) = open(url)?;
-        // The ledger's statements are many and short. The read-ahead of a large batch is
-        // estimated dear enough for the server to compile it to machine code each time, a
-        // tenth of the server's work in a bulk import, for queries that run in milliseconds.
-        rt.block_on(client.batch_execute("SET jit = off"))
-            .map_err(db_error)?;
         if let Some(s) = schema {
             if !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 return Err(StoreError::Database(format!("bad schema name {s:?}")));
             }
         }
+        let (mut client, rt) = session(url, None)?;
         let tx = rt.block_on(client.transaction()).map_err(db_error)?;
         let b = Blocking { rt: &rt, c: &tx };
         // Concurrent first starts must not both create the schema or migrate.
@@ -464,8 +476,64 @@ impl PgStore {
             url: url.to_string(),
             schema: schema.map(str::to_string),
             rt: Some(rt),
+            retry: None,
         })
     }
+
+    /// After the server went away (a restart, a failover): reconnects at the first call,
+    /// then, while it stays away, every 1 s doubling to 30 s; calls in between fail at
+    /// once, saying so, instead of each waiting on a dead connection.
+    pub(crate) fn ensure_connected(&mut self) -> Result<(), StoreError> {
+        if !self.client.is_closed() {
+            return Ok(());
+        }
+        let now = std::time::Instant::now();
+        if let Some((at, _)) = self.retry {
+            if now < at {
+                return Err(StoreError::Database(format!(
+                    "PostgreSQL is unreachable; the next attempt to reconnect is in {} ms",
+                    (at - now).as_millis()
+                )));
+            }
+        }
+        match session(&self.url, self.schema.as_deref()) {
+            Ok((client, rt)) => {
+                if let Some(old) = self.rt.replace(rt) {
+                    old.shutdown_background();
+                }
+                self.client = client;
+                self.retry = None;
+                Ok(())
+            }
+            Err(e) => {
+                let wait = self
+                    .retry
+                    .map_or(std::time::Duration::from_secs(1), |(_, w)| {
+                        (w * 2).min(std::time::Duration::from_secs(30))
+                    });
+                self.retry = Some((now + wait, wait));
+                Err(StoreError::Database(format!(
+                    "PostgreSQL is unreachable ({e}); trying again in {} s",
+                    wait.as_secs()
+                )))
+            }
+        }
+    }
+}
+
+/// A session as the ledger uses it: connected, JIT off, in its schema if any.
+fn session(url: &str, schema: Option<&str>) -> Result<(Client, Runtime), StoreError> {
+    let (client, rt) = open(url)?;
+    // The ledger's statements are many and short. The read-ahead of a large batch is
+    // estimated dear enough for the server to compile it to machine code each time, a
+    // tenth of the server's work in a bulk import, for queries that run in milliseconds.
+    rt.block_on(client.batch_execute("SET jit = off"))
+        .map_err(db_error)?;
+    if let Some(s) = schema {
+        rt.block_on(client.batch_execute(&format!("SET search_path TO {s}")))
+            .map_err(db_error)?;
+    }
+    Ok((client, rt))
 }
 
 /// The statements of a batch's read-ahead and of drawing event numbers, prepared together
@@ -1384,6 +1452,7 @@ impl PgStore {
 
 impl Store for PgStore {
     fn begin(&mut self) -> Result<Box<dyn Tx + '_>, StoreError> {
+        self.ensure_connected()?;
         let rt = self
             .rt
             .as_ref()
@@ -1407,6 +1476,7 @@ impl Store for PgStore {
     }
 
     fn get(&mut self, kind: Kind, key: &str) -> Result<Option<Record>, StoreError> {
+        self.ensure_connected()?;
         let row = self
             .db()
             .query_opt(
@@ -1418,6 +1488,7 @@ impl Store for PgStore {
     }
 
     fn scan(&mut self, kind: Kind) -> Result<Vec<Record>, StoreError> {
+        self.ensure_connected()?;
         let rows = self
             .db()
             .query(
@@ -1431,6 +1502,7 @@ impl Store for PgStore {
     }
 
     fn history(&mut self, kind: Kind, key: &str) -> Result<Vec<Event>, StoreError> {
+        self.ensure_connected()?;
         let rows = self
             .db()
             .query(
@@ -1459,6 +1531,7 @@ impl Store for PgStore {
     }
 
     fn version(&mut self) -> Result<i64, StoreError> {
+        self.ensure_connected()?;
         Ok(self
             .db()
             .query_one("SELECT events FROM ledger_version", &[])

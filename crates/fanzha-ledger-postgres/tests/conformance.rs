@@ -69,3 +69,34 @@ fn tls_when_the_url_asks_for_it() {
     assert!(e.to_string().to_lowercase().contains("certificate"), "{e}");
     PgStore::drop_schema(&url, "tls_case").unwrap();
 }
+
+/// The server drops the connection (as a restart does): the store reconnects on its next
+/// call, and the ledger and the audit trail work again without restarting the service.
+#[test]
+fn reconnects_after_the_server_drops_the_connection() {
+    use fanzha_auth::AccessStore;
+    use fanzha_ledger::Store;
+    let url = std::env::var("FANZHA_TEST_DATABASE_URL").expect("FANZHA_TEST_DATABASE_URL");
+    let app = format!("fanzha-reconnect-{}", std::process::id());
+    let mut store = PgStore::connect_in_schema(
+        &format!("{url}?application_name={app}"),
+        Some("reconnect_case"),
+    )
+    .unwrap();
+    assert!(store.version().is_ok());
+    let mut killer = PgStore::connect(&url).unwrap();
+    let killed = killer.terminate_sessions_of(&app).unwrap();
+    assert_eq!(killed, 1);
+    // The backend ends asynchronously: wait until it is gone.
+    let gone = std::time::Instant::now();
+    while killer.terminate_sessions_of(&app).unwrap() > 0 {
+        assert!(gone.elapsed() < std::time::Duration::from_secs(10));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // The first call sees the dead connection; the next has a new one.
+    let first = store.version();
+    assert!(first.is_err() || store.version().is_ok());
+    assert!(store.version().is_ok(), "reconnected");
+    assert!(store.setting("anything").is_ok(), "the access store too");
+    PgStore::drop_schema(&url, "reconnect_case").unwrap();
+}

@@ -137,15 +137,25 @@ pub fn consume(
         if owned.is_empty() {
             continue;
         }
-        let report = {
-            let mut retrying = Retrying {
-                inner: disposer,
-                stop,
-            };
+        // Detection holds the pipeline; disposal, which retries while the ledger is down,
+        // does not (HTTP ingest goes on meanwhile, and its alerts wait for the ledger too).
+        let (mut report, policy) = {
             let mut p = pipeline.lock().unwrap_or_else(|p| p.into_inner());
             p.set_not_after(not_after());
-            p.ingest_messages(owned.iter().map(|(o, v)| (*o, v.as_slice())), &mut retrying)
+            let r = p.detect_messages(owned.iter().map(|(o, v)| (*o, v.as_slice())));
+            (r, p.auto_dispose().clone())
         };
+        let mut retrying = Retrying {
+            inner: disposer,
+            stop,
+        };
+        let report = crate::dispose_alerts(&policy, &mut report, &mut retrying).map(|()| {
+            pipeline
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .count_disposals(report.disposals);
+            report
+        });
         let report = match report {
             Ok(r) => r,
             // Only when stopping with the ledger down: leave the offsets uncommitted.

@@ -345,40 +345,85 @@ impl Pipeline {
 
     fn finish(
         &mut self,
-        mut report: IngestReport,
+        report: IngestReport,
         disposer: &mut dyn Disposer,
     ) -> Result<IngestReport, IngestError> {
+        let mut report = self.detected(report);
+        dispose_alerts(&self.auto_dispose, &mut report, disposer)?;
+        self.disposals += report.disposals;
+        Ok(report)
+    }
+
+    /// The batch's alerts gathered into its report and counted; nothing disposed of yet.
+    fn detected(&mut self, mut report: IngestReport) -> IngestReport {
         report.alerts.append(&mut self.raised);
         report.alerts.append(&mut self.monitor.take_pending());
         self.records += report.records;
         self.bad_records += report.bad_records;
         self.alerts += report.alerts.len() as u64;
-        for a in &report.alerts {
-            if !self.auto_dispose.allows(a) {
-                report.held.push(Held {
-                    number: a.number.clone(),
-                    action: a.action,
-                    reason: format!(
-                        "[monitor] auto_dispose does not execute {} alerts of {} automatically",
-                        a.level,
-                        a.rules.join(",")
-                    ),
-                });
-                continue;
-            }
-            match disposer.dispose(a)? {
-                Disposition::Changed => report.disposals += 1,
-                Disposition::Unchanged => {}
-                Disposition::Held(why) => report.held.push(Held {
-                    number: a.number.clone(),
-                    action: a.action,
-                    reason: format!("the number is {why}"),
-                }),
+        report
+    }
+
+    /// [`Pipeline::ingest_messages`] without disposal: the alerts come back in the report
+    /// for [`dispose_alerts`], which the caller runs without holding the pipeline (a
+    /// ledger that is down then stalls disposal only, not detection on other threads), and
+    /// then adds with [`Pipeline::count_disposals`].
+    pub fn detect_messages<'m>(
+        &mut self,
+        messages: impl IntoIterator<Item = (u64, &'m [u8])>,
+    ) -> IngestReport {
+        let mut report = IngestReport::default();
+        for (id, value) in messages {
+            for line in value.split(|&b| b == b'\n') {
+                self.message(line, id, true, &mut report);
             }
         }
-        self.disposals += report.disposals;
-        Ok(report)
+        self.detected(report)
     }
+
+    /// The auto-disposal policy in force.
+    pub fn auto_dispose(&self) -> &AutoDispose {
+        &self.auto_dispose
+    }
+
+    /// Adds disposals made outside the pipeline to its totals.
+    pub fn count_disposals(&mut self, n: u64) {
+        self.disposals += n;
+    }
+}
+
+/// Executes a report's alerts under `policy`: those the policy leaves to a person, and
+/// those the ledger holds (a protected number), go to `report.held`; the rest to the
+/// disposer, counting the ones that changed the ledger.
+pub fn dispose_alerts(
+    policy: &AutoDispose,
+    report: &mut IngestReport,
+    disposer: &mut dyn Disposer,
+) -> Result<(), IngestError> {
+    for a in &report.alerts {
+        if !policy.allows(a) {
+            report.held.push(Held {
+                number: a.number.clone(),
+                action: a.action,
+                reason: format!(
+                    "[monitor] auto_dispose does not execute {} alerts of {} automatically",
+                    a.level,
+                    a.rules.join(",")
+                ),
+            });
+            continue;
+        }
+        match disposer.dispose(a)? {
+            Disposition::Changed => report.disposals += 1,
+            Disposition::Unchanged => {}
+            Disposition::Held(why) => report.held.push(Held {
+                number: a.number.clone(),
+                action: a.action,
+                reason: format!("the number is {why}"),
+            }),
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
