@@ -128,6 +128,38 @@ pub struct Verdict {
 pub struct RuleConfig {
     /// Rules on trial: reported but never blocking.
     pub shadow: RuleSet,
+    /// This screening node among the replicas behind one SBC: quotas (R8.1) are split
+    /// between them so that together they never allow more than the approval.
+    pub replica: Replica,
+}
+
+/// A node's share of every outbound quota (R8.1) when `count` replicas screen the same
+/// traffic, each counting only what it allowed: replica `index` may allow
+/// `max / count` calls, plus one of the remainder when `index < max % count`. The shares
+/// add up to the quota exactly, so the replicas together never exceed it without sharing
+/// counters on the call path; the price is that a replica whose share is used up refuses
+/// while another's is not (the SBC spreads a service's calls evenly, or routes each
+/// service to one replica, to avoid that).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Replica {
+    /// This replica, from 0.
+    pub index: u32,
+    /// How many replicas there are.
+    pub count: u32,
+}
+
+impl Default for Replica {
+    fn default() -> Replica {
+        Replica { index: 0, count: 1 }
+    }
+}
+
+impl Replica {
+    /// This replica's share of a quota of `max`.
+    pub fn share(self, max: u32) -> u32 {
+        let count = self.count.max(1);
+        max / count + u32::from(self.index % count < max % count)
+    }
 }
 
 /// Decides one call attempt. Counts it against its outbound approval when allowed.
@@ -211,7 +243,16 @@ pub fn evaluate(
                     ..
                 }
             ));
-        counted_approval = outbound(s, trunk, n, call.ts, needs_approval, counters, &mut rules);
+        counted_approval = outbound(
+            s,
+            trunk,
+            n,
+            call.ts,
+            needs_approval,
+            counters,
+            config.replica,
+            &mut rules,
+        );
     }
     // R11.4 — forwarding on voice lines.
     if voice_line && call.has_diversion && !trunk.forwarding_approved {
@@ -278,6 +319,7 @@ pub fn evaluate(
 }
 
 /// R8.1 checks; returns the approval the call counts against when allowed.
+#[allow(clippy::too_many_arguments)] // the call's facts, its counters and the quota share
 fn outbound(
     s: &Snapshot,
     trunk: &Trunk,
@@ -285,6 +327,7 @@ fn outbound(
     ts: i64,
     needs_approval: bool,
     counters: &Counters,
+    replica: Replica,
     rules: &mut RuleSet,
 ) -> Option<u32> {
     let by_number = s
@@ -323,8 +366,12 @@ fn outbound(
     };
     let a = &s.approvals[i as usize];
     let c = counters.get(i);
-    let over_hour = a.max_per_hour.is_some_and(|m| c.in_last_hour(ts) >= m);
-    let over_day = a.max_per_day.is_some_and(|m| c.on_day(ts) >= m);
+    let over_hour = a
+        .max_per_hour
+        .is_some_and(|m| c.in_last_hour(ts) >= replica.share(m));
+    let over_day = a
+        .max_per_day
+        .is_some_and(|m| c.on_day(ts) >= replica.share(m));
     if over_hour || over_day {
         rules.insert(RuleId::OutboundOverFrequency);
     }

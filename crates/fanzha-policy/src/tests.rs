@@ -241,6 +241,31 @@ fn voice_lines_present_only_contracted_own_numbers() {
     );
 }
 
+/// R8.1 across replicas: two screening nodes, each counting only what it allowed, split
+/// every quota, so together they never allow more than the approval (here 3 a day, split
+/// 2 + 1), however the SBC spreads the calls.
+#[test]
+fn replicas_split_the_quota_and_never_exceed_it_together() {
+    let mut a = Bench::new();
+    let mut b = Bench::new();
+    a.cfg.replica = Replica { index: 0, count: 2 };
+    b.cfg.replica = Replica { index: 1, count: 2 };
+    let mut allowed = 0;
+    for i in 0..12 {
+        // Spread across the day's window (09:00-17:00 China time), alternating nodes.
+        let node = if i % 2 == 0 { &mut a } else { &mut b };
+        let v = node.call("vl", "4006001000", at(i * 40 * 60), |_| {});
+        if v.action == Action::Allow {
+            allowed += 1;
+        }
+    }
+    assert_eq!(allowed, 3, "the daily quota of 3, across both replicas");
+    assert_eq!(Replica { index: 0, count: 2 }.share(3), 2);
+    assert_eq!(Replica { index: 1, count: 2 }.share(3), 1);
+    assert_eq!(Replica { index: 2, count: 3 }.share(10), 3);
+    assert_eq!(Replica::default().share(7), 7);
+}
+
 #[test]
 fn outbound_quota_window_and_approval() {
     let mut b = Bench::new();

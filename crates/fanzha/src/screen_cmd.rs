@@ -39,7 +39,13 @@ pub fn run(args: ScreenArgs, store: &StoreArgs) -> Result<ExitCode> {
     for s in &report.skipped {
         eprintln!("fanzha: snapshot skipped {s}");
     }
-    let engine = Engine::new(snapshot, RuleConfig { shadow });
+    let engine = Engine::new(
+        snapshot,
+        RuleConfig {
+            shadow,
+            ..RuleConfig::default()
+        },
+    );
     let log = if args.no_log {
         None
     } else {

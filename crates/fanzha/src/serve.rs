@@ -130,6 +130,7 @@ pub fn run(args: ServeArgs, store: &StoreArgs) -> Result<ExitCode> {
         snapshot,
         RuleConfig {
             shadow: config.shadow,
+            replica: config.replica,
         },
     ));
     let log_dir = store.decisions_dir();

@@ -72,6 +72,8 @@ pub struct RawScreening {
     pub shadow: Option<Setting<Vec<String>>>,
     pub refresh_ms: Option<Setting<i64>>,
     pub max_clock_skew_s: Option<Setting<i64>>,
+    pub replicas: Option<Setting<i64>>,
+    pub replica_index: Option<Setting<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -158,6 +160,8 @@ pub struct ServeConfig {
     pub tcp_limits: fanzha_sip::server::TcpLimits,
     pub sip_config: SipConfig,
     pub shadow: RuleSet,
+    /// This node among the screening replicas (quota shares, R8.1).
+    pub replica: fanzha_policy::Replica,
     pub refresh: Duration,
     /// How far a call's or call record's time may run ahead of the server's clock.
     pub max_clock_skew_s: i64,
@@ -258,6 +262,29 @@ impl RawConfig {
             30_000,
             100..=600_000,
         ) as u64);
+        let replicas = whole(
+            e,
+            "screening.replicas",
+            self.screening.replicas,
+            1,
+            1..=1024,
+        );
+        let replica_index = whole(
+            e,
+            "screening.replica_index",
+            self.screening.replica_index,
+            0,
+            0..=1023,
+        );
+        if replica_index >= replicas {
+            e.push(format!(
+                "screening.replica_index {replica_index} is not below screening.replicas {replicas}"
+            ));
+        }
+        let replica = fanzha_policy::Replica {
+            index: replica_index as u32,
+            count: replicas as u32,
+        };
         let max_clock_skew_s = whole(
             e,
             "screening.max_clock_skew_s",
@@ -466,6 +493,7 @@ impl RawConfig {
             tcp_limits,
             sip_config,
             shadow,
+            replica,
             refresh: Duration::from_millis(refresh_ms as u64),
             max_clock_skew_s,
             log_decisions,
