@@ -13,6 +13,7 @@
 pub mod auth;
 pub mod error;
 pub mod guard;
+pub mod listener;
 pub mod metrics;
 pub mod numbers;
 pub mod routes;

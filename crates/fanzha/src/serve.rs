@@ -277,7 +277,12 @@ pub fn run(args: ServeArgs, store: &StoreArgs) -> Result<ExitCode> {
         let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
         match tls {
             None => {
-                axum::serve(listener, service)
+                use axum::serve::ListenerExt;
+                // `tap_io` keeps the peer's address available to ConnectInfo.
+                let limited =
+                    fanzha_api::listener::Limited::new(listener, config.http_max_connections)
+                        .tap_io(|_| ());
+                axum::serve(limited, service)
                     .with_graceful_shutdown(shutdown)
                     .await?
             }

@@ -46,6 +46,7 @@ pub struct RawConfig {
 pub struct RawHttp {
     pub listen: Option<Setting<String>>,
     pub request_timeout_ms: Option<Setting<i64>>,
+    pub max_connections: Option<Setting<i64>>,
     pub tls_cert: Option<Setting<String>>,
     pub tls_key: Option<Setting<String>>,
 }
@@ -154,6 +155,8 @@ pub struct ServeConfig {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// The most time an HTTP request may take.
     pub request_timeout: Duration,
+    /// HTTP connections open at once (plain HTTP; more wait in the backlog).
+    pub http_max_connections: usize,
     pub sip: SocketAddr,
     pub udp_threads: usize,
     /// SIP over TCP: connection caps and timeouts.
@@ -255,6 +258,13 @@ impl RawConfig {
             ) as u64),
             ..tcp_defaults
         };
+        let http_max_connections = whole(
+            e,
+            "http.max_connections",
+            self.http.max_connections,
+            1024,
+            1..=100_000,
+        ) as usize;
         let request_timeout = Duration::from_millis(whole(
             e,
             "http.request_timeout_ms",
@@ -488,6 +498,7 @@ impl RawConfig {
             http,
             tls,
             request_timeout,
+            http_max_connections,
             sip,
             udp_threads,
             tcp_limits,
