@@ -245,6 +245,16 @@ async fn ledger_write_is_visible_to_screening_at_once() {
         a.body["rules"],
         json!(["intl-domestic-cli", "number-blocklisted"])
     );
+    // The trunk was compiled in whole (one rebuild); the blocklist row was patched in.
+    let m = h.as_role(Role::Monitoring, "GET", "/metrics", "", "").await;
+    assert!(
+        m.body
+            .as_str()
+            .unwrap()
+            .contains("fanzha_snapshot_rebuilds_total 1"),
+        "{}",
+        m.body
+    );
 }
 
 /// R8.1 on trusted time: a call dated in the future is an error, not a verdict, so it can

@@ -857,6 +857,58 @@ impl<S: Store> Ledger<S> {
         Ok(report)
     }
 
+    /// The stored keys the rows of a CSV body write, in order (refused rows included: the
+    /// caller reads each record back), or None past `max` rows or for a body that is not
+    /// CSV: for patching a screening snapshot after a small write instead of recompiling.
+    pub fn row_keys_csv(&self, kind: Kind, data: &[u8], max: usize) -> Option<Vec<String>> {
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .flexible(true)
+            .from_reader(data);
+        let columns: HashMap<String, usize> = reader
+            .headers()
+            .ok()?
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                (
+                    h.trim().trim_start_matches('\u{feff}').to_ascii_lowercase(),
+                    i,
+                )
+            })
+            .collect();
+        let mut keys = Vec::new();
+        for record in reader.records() {
+            let record = record.ok()?;
+            if keys.len() == max {
+                return None;
+            }
+            let row = CsvRow {
+                columns: &columns,
+                record: &record,
+            };
+            keys.extend(hint(kind, &row, &self.vault).0);
+        }
+        Some(keys)
+    }
+
+    /// [`Ledger::row_keys_csv`] for JSON rows.
+    pub fn row_keys_json(
+        &self,
+        kind: Kind,
+        rows: &[Map<String, Value>],
+        max: usize,
+    ) -> Option<Vec<String>> {
+        if rows.len() > max {
+            return None;
+        }
+        Some(
+            rows.iter()
+                .filter_map(|r| hint(kind, r, &self.vault).0)
+                .collect(),
+        )
+    }
+
     /// The stored key for a key as a user writes it (any number form, an ID for persons).
     pub fn key(&self, kind: Kind, key: &str) -> String {
         normalise_key(kind, key, &self.vault)

@@ -73,29 +73,11 @@ pub fn compile_records(
     }
     for r in records(Kind::Subscribers)? {
         let Some(n) = number(&r) else { continue };
-        let mut flags = 0u8;
-        match r.state.as_deref() {
-            Some("suspended") => flags |= SubscriberFlags::SUSPENDED,
-            Some("terminated") => flags |= SubscriberFlags::TERMINATED,
-            _ => {}
-        }
-        if r.subtype.as_deref() == Some("iot") {
-            flags |= SubscriberFlags::IOT;
-        }
-        if !r.field("roaming").is_empty() {
-            flags |= SubscriberFlags::ROAMING;
-        }
-        s.add_subscriber(n, SubscriberFlags(flags));
+        s.add_subscriber(n, subscriber_flags(&r));
     }
     for r in records(Kind::IotProfiles)? {
         let Some(n) = number(&r) else { continue };
-        let flag = |f: &str| r.body.get(f).and_then(Value::as_bool).unwrap_or(false);
-        let profile = IotProfile {
-            voice: flag("voice"),
-            sms: flag("sms"),
-            bound_imei: imei_key(r.field("bound_imei")),
-            allowed_callees: patterns(&r, "allowed_callees", &mut report),
-        };
+        let profile = iot_profile(&r, &mut report);
         s.add_iot_profile(n, profile);
     }
     for r in records(Kind::PortedOut)? {
@@ -172,6 +154,63 @@ pub fn compile_records(
         }
     }
     Ok((s, report))
+}
+
+/// Whether records of `kind` can be applied to a live snapshot one by one
+/// ([`patch_record`]); the others (trunks, approvals, number blocks, key services) link to
+/// each other and are compiled whole.
+pub fn patchable(kind: Kind) -> bool {
+    matches!(
+        kind,
+        Kind::Subscribers
+            | Kind::IotProfiles
+            | Kind::PortedOut
+            | Kind::OfficialNumbers
+            | Kind::Blocklist
+    )
+}
+
+/// Applies one record of a [`patchable`] kind to a snapshot, as [`compile_records`] would
+/// have compiled it.
+pub fn patch_record(s: &mut Snapshot, r: &Record) {
+    let Some(n) = number(r) else { return };
+    match r.kind {
+        Kind::Subscribers => s.add_subscriber(n, subscriber_flags(r)),
+        Kind::IotProfiles => {
+            let mut report = CompileReport::default();
+            s.add_iot_profile(n, iot_profile(r, &mut report));
+        }
+        Kind::PortedOut => s.add_ported_out(n),
+        Kind::OfficialNumbers => s.add_official(n),
+        Kind::Blocklist => s.add_blocked(n, unix(r.field("expires_at"))),
+        _ => {}
+    }
+}
+
+fn subscriber_flags(r: &Record) -> SubscriberFlags {
+    let mut flags = 0u8;
+    match r.state.as_deref() {
+        Some("suspended") => flags |= SubscriberFlags::SUSPENDED,
+        Some("terminated") => flags |= SubscriberFlags::TERMINATED,
+        _ => {}
+    }
+    if r.subtype.as_deref() == Some("iot") {
+        flags |= SubscriberFlags::IOT;
+    }
+    if !r.field("roaming").is_empty() {
+        flags |= SubscriberFlags::ROAMING;
+    }
+    SubscriberFlags(flags)
+}
+
+fn iot_profile(r: &Record, report: &mut CompileReport) -> IotProfile {
+    let flag = |f: &str| r.body.get(f).and_then(Value::as_bool).unwrap_or(false);
+    IotProfile {
+        voice: flag("voice"),
+        sms: flag("sms"),
+        bound_imei: imei_key(r.field("bound_imei")),
+        allowed_callees: patterns(r, "allowed_callees", report),
+    }
 }
 
 /// Compiles a snapshot from a ledger store; the generation is the ledger's version.

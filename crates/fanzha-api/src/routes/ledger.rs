@@ -10,6 +10,7 @@ use axum::http::HeaderMap;
 use axum::{Extension, Json};
 use fanzha_auth::{Action, Outcome, Permission};
 use fanzha_ledger::{Actor, ImportError, Kind, RowRefusal};
+use fanzha_screen::compile::{patch_record, patchable};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::str::FromStr;
@@ -83,20 +84,44 @@ pub async fn write(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|c| c.contains("json"));
     blocking(move || {
-        let report = {
+        let rows = if is_json {
+            Some(json_rows(&body)?)
+        } else {
+            None
+        };
+        let (report, patch) = {
             let mut l = state.ledger();
-            if is_json {
-                l.import_json_rows(kind, &json_rows(&body)?, &actor)?
-            } else {
-                l.import_csv(kind, &body, &actor, &mut |_| {})
+            let report = match &rows {
+                Some(rows) => l.import_json_rows(kind, rows, &actor)?,
+                None => l
+                    .import_csv(kind, &body, &actor, &mut |_| {})
                     .map_err(|e| match e {
                         ImportError::Store(s) => ApiError::from(s),
                         ImportError::MissingColumn { .. } => {
                             ApiError::bad_request("missing_column", e.to_string())
                         }
                         _ => ApiError::bad_request("bad_csv", e.to_string()),
-                    })?
-            }
+                    })?,
+            };
+            // A small write of a kind screening can take record by record is patched into
+            // the live snapshot; anything else is compiled whole below.
+            let keys = patchable(kind)
+                .then(|| match &rows {
+                    Some(rows) => l.row_keys_json(kind, rows, PATCH_ROWS),
+                    None => l.row_keys_csv(kind, &body, PATCH_ROWS),
+                })
+                .flatten();
+            let patch = match keys {
+                None => None,
+                Some(keys) => {
+                    let mut records = Vec::with_capacity(keys.len());
+                    for k in &keys {
+                        records.extend(l.store().get(kind, k)?);
+                    }
+                    Some(records)
+                }
+            };
+            (report, patch)
         };
         audit(
             &state,
@@ -115,8 +140,20 @@ pub async fn write(
             .metrics
             .ledger_refused
             .fetch_add(report.refused, Ordering::Relaxed);
-        // Visible to screening before the answer returns.
-        let generation = refresh(&state.ledger, &state.engine, &state.metrics)?;
+        // Visible to screening before the answer returns: patched in (milliseconds; the
+        // refresher's full compile from the ledger follows), or compiled whole.
+        let generation = match patch {
+            Some(records) if report.accepted > 0 => {
+                state.engine.patch(|s| {
+                    for r in &records {
+                        patch_record(s, r);
+                    }
+                });
+                state.engine.snapshot().generation
+            }
+            Some(_) => state.engine.snapshot().generation,
+            None => refresh(&state.ledger, &state.engine, &state.metrics)?,
+        };
         Ok(Json(WriteResponse {
             kind,
             accepted: report.accepted,
@@ -127,6 +164,9 @@ pub async fn write(
     })
     .await
 }
+
+/// Rows a write may have and still be patched into the live snapshot.
+const PATCH_ROWS: usize = 10_000;
 
 fn json_rows(body: &[u8]) -> Result<Vec<Map<String, Value>>, ApiError> {
     match serde_json::from_slice::<Value>(body) {
