@@ -63,7 +63,8 @@ fn two(b: &[u8], i: usize) -> Option<i64> {
         b.get(i)?.wrapping_sub(b'0'),
         b.get(i + 1)?.wrapping_sub(b'0'),
     );
-    (a < 10 && c < 10).then_some((a * 10 + c) as i64)
+    // Lazily: for bytes that are not digits `a * 10` would overflow.
+    (a < 10 && c < 10).then(|| i64::from(a) * 10 + i64::from(c))
 }
 
 /// The fixed layouts of call records, without chrono: `YYYY-MM-DD[T ]HH:MM:SS` then nothing
@@ -165,6 +166,14 @@ mod tests {
             };
             proptest::prop_assert_eq!(parse_unix_fixed(&s), Some(t));
         }
+    }
+
+    #[test]
+    fn non_digits_where_digits_belong_are_refused_without_overflow() {
+        // Found by the cdr fuzz target with overflow checks on: a byte far from '0'.
+        assert_eq!(two(b"\xff0", 0), None);
+        assert!(parse_unix_fixed("\u{ff}\u{ff}26-11-30T10:00:00").is_none());
+        assert!(parse_unix("ab26-11-30T10:00:00").is_err());
     }
 
     #[test]
