@@ -28,7 +28,10 @@ data="$work/data"
 mkdir -p "$data"
 mount -t tmpfs -o size=256m tmpfs "$data"
 
-eval "$(bash scripts/postgres.sh start)"
+# Its own PostgreSQL, on a port of its own (a test server may be running on the default).
+export FANZHA_PG_PORT="${FANZHA_PG_PORT:-55439}"
+pg_env=$(bash scripts/postgres.sh start) || { echo "soak: PostgreSQL did not start" >&2; exit 1; }
+eval "$pg_env"
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
 url="$FANZHA_TEST_DATABASE_URL"
 tansu="$(bash scripts/kafka.sh)"
