@@ -77,7 +77,9 @@ group = "soak"
 TOML
 printf 'trunk_id,kind,owner_uscc,peer,contracted_numbers,forwarding_approved,state\nsoak-intl,international,,,,false,active\n' > "$work/trunks.csv"
 f ledger import trunks "$work/trunks.csv" >/dev/null
-f serve --config "$work/serve.toml" > "$work/serve.out" 2> "$work/serve.err" &
+# Started directly (not through `f`, whose subshell would be the process measured).
+"$bin" --data-dir "$data" --database-url "$url" serve --config "$work/serve.toml" \
+  > "$work/serve.out" 2> "$work/serve.err" &
 echo $! > "$work/serve.pid"
 for _ in $(seq 1 200); do grep -q "sip_udp=" "$work/serve.out" 2>/dev/null && break; sleep 0.1; done
 line=$(head -n 1 "$work/serve.out")
@@ -195,4 +197,5 @@ echo "healthz: $health"
 echo "$metrics" | grep -E '^fanzha_decision_log_(lost|dropped)_total|^fanzha_decision_log_writing' || true
 kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
 echo "rss (kB, every 10 s): $(awk '{print $3}' "$work/rss.log" | tr '\n' ' ')"
+echo "decision log outages recorded: $(cat "$data"/decisions/seg-*.jsonl | grep -c decision_log_outage || true)"
 echo "decisions verify: $(f decisions verify 2>&1 | tail -n 1)"
