@@ -144,8 +144,9 @@ pub(super) struct Chain {
 }
 
 impl Chain {
-    /// Opens the chain where it ended. A torn last line (a writer killed mid-record) is cut
-    /// off by rewriting the segment whole (temporary file and rename), never in place.
+    /// Opens the chain where it ended. A torn last line (a writer killed mid-record, or a
+    /// write cut short by a full disk) is cut off by truncating the segment to its last
+    /// whole record.
     pub(super) fn open(dir: &Path, key: LogKey) -> Result<Chain, LogError> {
         fs::create_dir_all(dir)?;
         let mut chain = Chain {
@@ -174,7 +175,11 @@ impl Chain {
                 None => "",
             };
             if complete.len() != text.len() {
-                replace_file(last, complete.as_bytes())?;
+                // One truncate, in place: atomic, and it needs no free space (a rewrite of
+                // a large segment could not be made on the full disk it is recovering from).
+                let f = OpenOptions::new().write(true).open(last)?;
+                f.set_len(complete.len() as u64)?;
+                f.sync_all()?;
             }
             let mut records = 0;
             for line in complete.lines() {
