@@ -260,15 +260,19 @@ struct Writer {
     /// The chain in memory may be ahead of the disk (a failed write not yet reconciled):
     /// nothing is appended until it is re-read from the files.
     stale: bool,
+    /// The last attempt to write again while failing: at most one per [`RETRY`], however
+    /// many entries arrive (each attempt re-reads the newest segment).
+    probed: Instant,
 }
 
 impl Writer {
     /// While failing: tries to write an outage record (how many entries were lost, and
     /// why), so the gap is in the log itself; on success the writer is healthy again.
     fn probe(&mut self) {
-        if !self.shared.failing.load(Ordering::Relaxed) {
+        if !self.shared.failing.load(Ordering::Relaxed) || self.probed.elapsed() < RETRY {
             return;
         }
+        self.probed = Instant::now();
         if self.stale {
             match self.chain.recover() {
                 Ok(lost) => {
@@ -437,6 +441,7 @@ impl DecisionLog {
             appended: 0,
             lost_unrecorded: 0,
             stale: false,
+            probed: Instant::now(),
         };
         // Two queues. The bounded one's slots are allocated once: the call path neither
         // allocates nor frees memory the idle-priority writer allocated. When it is full —
